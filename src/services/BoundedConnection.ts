@@ -1,0 +1,29 @@
+/**
+ * The bounded server's raw connection interface, for TCP and Unix-socket protocols (the broker):
+ * one handler run per admitted connection, under the same permits, deadline, defect and drain rules.
+ */
+import type * as Net from "node:net"
+import type { Effect, Option } from "effect"
+import { Schema } from "effect"
+
+/** Reading from or writing to a connection failed (the peer reset it, or it was closed). */
+export class ConnectionError extends Schema.TaggedError<ConnectionError>()("ConnectionError", {
+  reason: Schema.Literal("Read", "Write", "Closed"),
+  message: Schema.String
+}) {}
+
+/** One admitted connection. Reads are pulled: the socket is paused between reads (backpressure). */
+export interface BoundedConnection {
+  readonly id: string
+  readonly remoteAddress: string | undefined
+  /** The socket itself, for what the interface does not cover (peer credentials, say). */
+  readonly socket: Net.Socket
+  /** The next chunk the peer sent, or `None` once it has finished sending. */
+  readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError>
+  readonly write: (bytes: Uint8Array | string) => Effect.Effect<void, ConnectionError>
+  /** Finishes sending; the connection closes once the peer has finished too. */
+  readonly end: Effect.Effect<void>
+}
+
+/** A handler of the raw connection interface; the connection closes when it returns. */
+export type ConnectionHandler<E = never, R = never> = (connection: BoundedConnection) => Effect.Effect<void, E, R>
