@@ -80,8 +80,9 @@ export class ServerMetrics {
     }
     rejectedTotal.unsafeUpdate(0, this.connectionGate)
     rejectedTotal.unsafeUpdate(0, this.requestGate)
-    activeConnections.unsafeModify(0, this.labels)
-    inFlight.unsafeModify(0, this.labels)
+    for (const gauge of [activeConnections, inFlight, shutdownDrainMs, lastAcceptErrorTimestamp, lastHandlerErrorTimestamp]) {
+      gauge.unsafeModify(0, this.labels)
+    }
     this.baseline = this.counters()
   }
 

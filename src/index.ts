@@ -1,0 +1,13 @@
+/** Corral's public surface: the pieces to use in your own Effect programs. */
+export * from "./services/BoundedServer.js"
+export * from "./services/BoundedHttp.js"
+export * from "./services/BoundedConnection.js"
+export * from "./services/Actor.js"
+export * from "./services/RouteAlarms.js"
+export { layerConnections, layerHandler, layerHttpApp, serveConnections, serveHandler, serveHttpApp } from "./layers/BoundedServer.js"
+export type { ConfigSource, ConnectionServeOptions } from "./layers/BoundedServer.js"
+export { makeActor } from "./layers/Actor.js"
+export { makeRouteAlarms } from "./layers/RouteAlarms.js"
+export { contentType as prometheusContentType, prometheusSnapshot, prometheusSnapshotWith, renderPrometheus } from "./observability/PrometheusText.js"
+export { makeResourcePressureMonitor, ResourcePressure } from "./observability/ResourcePressure.js"
+export type { ResourcePressureMonitor } from "./observability/ResourcePressure.js"
