@@ -1,0 +1,36 @@
+/**
+ * Component phases and the view of a component the host publishes.
+ * `configured → starting → ready ⇄ degraded → stopping → stopped`, and `failed` (start-up failure,
+ * contract violation, or restart budget spent; only an operator start/restart leaves it).
+ */
+import { Schema } from "effect"
+import { ModuleReport } from "./MiddlewareContract.js"
+
+/** The phases of a component. */
+export const Phase = Schema.Literal("configured", "starting", "ready", "degraded", "stopping", "stopped", "failed")
+/** The phases of a component. */
+export type Phase = typeof Phase.Type
+
+/** Phases in which invocations are routed to a component. */
+export const isRoutable = (phase: Phase): boolean => phase === "ready" || phase === "degraded"
+
+/** A probe result kept for status. */
+export const ProbeResult = Schema.NullOr(Schema.Struct({ at: Schema.String, ok: Schema.Boolean, detail: Schema.String }))
+
+/** A component as `GET /v1/components` shows it. */
+export const ComponentView = Schema.Struct({
+  id: Schema.String,
+  kind: Schema.String,
+  phase: Phase,
+  pid: Schema.NullOr(Schema.Number),
+  endpoint: Schema.NullOr(Schema.String),
+  restarts: Schema.Struct({ used: Schema.Number, left: Schema.Number }),
+  next_attempt_at: Schema.NullOr(Schema.String),
+  last_readiness: ProbeResult,
+  last_health: ProbeResult,
+  last_error: Schema.NullOr(Schema.String),
+  report: Schema.NullOr(ModuleReport),
+  recent_log: Schema.Array(Schema.String)
+})
+/** A component as the control API shows it. */
+export type ComponentView = typeof ComponentView.Type

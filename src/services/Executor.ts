@@ -1,0 +1,39 @@
+/**
+ * Executors: one interface over the four kinds (`in_process`, `command_stdio`, `local_http_json`,
+ * `http_local_json`). Every invocation takes a `WorkflowEnvelope` and must return a valid
+ * `MiddlewareDecision`; anything else is an `ExecutorError`, never a silent pass.
+ */
+import { Schema } from "effect"
+import type { Effect } from "effect"
+import { Phase } from "./Component.js"
+import type { MiddlewareDecision, WorkflowEnvelope } from "./MiddlewareContract.js"
+
+/** Why an invocation produced no decision. */
+export const ExecutorFailureReason = Schema.Literal(
+  "NotReady", // http_local_json: the component is not ready or degraded (the phase is carried)
+  "Busy", // all of the component's concurrency permits are held
+  "Timeout", // no answer within request_timeout_ms
+  "TooLarge", // the answer exceeded max_response_bytes
+  "InvalidDecision", // the answer was not a valid MiddlewareDecision
+  "Unreachable", // connection refused or reset
+  "Status", // a non-2xx HTTP status
+  "Crashed", // command_stdio: the process exited non-zero or by a signal
+  "Failed" // in_process: the function failed or died
+)
+
+/** An invocation that produced no decision, with the component and the reason. */
+export class ExecutorError extends Schema.TaggedError<ExecutorError>()("ExecutorError", {
+  component: Schema.String,
+  reason: ExecutorFailureReason,
+  phase: Schema.optional(Phase),
+  message: Schema.String
+}) {}
+
+/** Invokes one component. */
+export interface Executor {
+  readonly component: string
+  readonly invoke: (envelope: WorkflowEnvelope) => Effect.Effect<MiddlewareDecision, ExecutorError>
+}
+
+/** A function an `in_process` component runs. */
+export type InProcessFunction = (envelope: WorkflowEnvelope) => Effect.Effect<unknown, unknown>

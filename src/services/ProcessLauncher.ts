@@ -1,0 +1,84 @@
+/**
+ * ProcessLauncher: starts host-owned children — each in its own process group, dying with the host
+ * (`setpriv --pdeathsig KILL` on Linux), with a clean environment, a sandbox profile, and stdout and
+ * stderr in a rotated log file — and stops them TERM → grace → KILL, reporting only an empty group.
+ */
+import { Context, Schema } from "effect"
+import type { Effect, Scope } from "effect"
+import type { SandboxProfile } from "./HostConfig.js"
+
+/** Size-based rotation of a log file: `file`, `file.1` … `file.<keep>`. */
+export interface Rotation {
+  readonly maxBytes: number
+  readonly keep: number
+}
+
+/** What to start. The environment is exactly `PATH` plus `env`: nothing of the host's leaks. */
+export interface LaunchSpec {
+  /** Names the child in errors and logs (a component id, a broker service). */
+  readonly name: string
+  readonly executable: string
+  readonly args: ReadonlyArray<string>
+  readonly cwd?: string
+  readonly env: Readonly<Record<string, string>>
+  readonly sandbox: SandboxProfile
+  /** Where stdout and stderr go (appended, rotated); omitted: kept in memory only. */
+  readonly logFile?: string
+  readonly rotation?: Rotation
+  /** Lines of output kept in memory for status (default 50). */
+  readonly recentLines?: number
+}
+
+/** How a child ended. */
+export interface ExitInfo {
+  readonly code: number | null
+  readonly signal: string | null
+}
+
+/** How a stop went: `graceful` (exited after TERM), `killed` (needed KILL), or `already_exited`. */
+export interface StopOutcome {
+  readonly how: "graceful" | "killed" | "already_exited"
+  readonly exit: ExitInfo
+  /** Processes of the group still alive after KILL (should be empty; reported, never hidden). */
+  readonly survivors: ReadonlyArray<number>
+}
+
+/** A running child. Its scope's end stops it (TERM → `stopTimeoutMs` → KILL). */
+export interface ChildHandle {
+  readonly pid: number
+  /** Completes when the child has exited and its output has been drained to the log. */
+  readonly exit: Effect.Effect<ExitInfo>
+  /** Last lines of output (stdout and stderr interleaved), oldest first. */
+  readonly recentLines: Effect.Effect<ReadonlyArray<string>>
+  /** TERM to the group, wait up to `timeoutMs`, KILL to the group, wait until it is empty (bounded). */
+  readonly stop: (timeoutMs: number) => Effect.Effect<StopOutcome>
+}
+
+/** What a one-shot run (`command_stdio`) produced. */
+export interface RunResult {
+  readonly exit: ExitInfo
+  readonly stdout: Uint8Array
+  readonly stderrTail: string
+}
+
+/** Starting or running a child failed. */
+export class LaunchError extends Schema.TaggedError<LaunchError>()("LaunchError", {
+  name: Schema.String,
+  reason: Schema.Literal("Spawn", "Timeout", "OutputTooLarge"),
+  message: Schema.String
+}) {}
+
+/** Starts and stops host-owned children. */
+export interface ProcessLauncherShape {
+  /** Starts a long-lived child; the scope's end stops it with `stopTimeoutMs`. */
+  readonly launch: (spec: LaunchSpec, stopTimeoutMs: number) => Effect.Effect<ChildHandle, LaunchError, Scope.Scope>
+  /** Runs a child to completion with `stdin` as its input; killed (whole group) past `timeoutMs` or past `maxStdoutBytes`. */
+  readonly run: (
+    spec: LaunchSpec,
+    stdin: Uint8Array,
+    limits: { readonly timeoutMs: number; readonly maxStdoutBytes: number }
+  ) => Effect.Effect<RunResult, LaunchError>
+}
+
+/** The process launcher of the current program. */
+export class ProcessLauncher extends Context.Tag("corral/ProcessLauncher")<ProcessLauncher, ProcessLauncherShape>() {}
