@@ -11,8 +11,10 @@ export const hostApiVersion = "1"
 /** This host's version, sent in `middleware-init`. */
 export const hostVersion = "0.1.0"
 
-/** Any JSON value. */
-export const JsonValue: Schema.Schema<unknown> = Schema.Unknown
+/** Any JSON value, but present: `Schema.Unknown` alone would accept a missing key. */
+export const JsonValue: Schema.Schema<unknown> = Schema.Unknown.pipe(
+  Schema.filter((value) => value !== undefined, { message: () => "is missing" })
+)
 
 /** Key/value annotations a step may attach to a decision. */
 export const Annotations = Schema.Record({ key: Schema.String, value: JsonValue })
