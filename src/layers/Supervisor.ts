@@ -4,8 +4,7 @@
  * `SubscriptionRef`; every phase change is an event on a `PubSub` and a lifecycle trace line.
  */
 import * as Path from "node:path"
-import { Clock, Duration, Effect, Fiber, Layer, Option, PubSub, Random, Ref, Schedule, Schema, Stream, SubscriptionRef } from "effect"
-import type { Scope } from "effect"
+import { Clock, Duration, Effect, ExecutionStrategy, Fiber, Layer, Option, PubSub, Random, Ref, Schedule, Schema, Scope, Stream, SubscriptionRef } from "effect"
 import type { ComponentView, Phase } from "../services/Component.js"
 import type { ComponentConfig, HostConfig } from "../services/HostConfig.js"
 import {
@@ -14,7 +13,7 @@ import {
   reportIncompatibility
 } from "../services/MiddlewareContract.js"
 import { ModuleClient } from "../services/ModuleClient.js"
-import { type ChildHandle, type ExitInfo, ProcessLauncher } from "../services/ProcessLauncher.js"
+import { type ChildHandle, type ExitInfo, ProcessLauncher, type StopOutcome } from "../services/ProcessLauncher.js"
 import { type LifecycleEvent, Supervisor, type SupervisorShape, UnknownComponent } from "../services/Supervisor.js"
 import { budgetUsage, initialRestartBudget, markUp, onFailure, type RestartBudgetState } from "../policies/RestartBudget.js"
 import { makeLoopbackPorts } from "./LoopbackPorts.js"
@@ -44,6 +43,8 @@ interface ComponentState {
   readonly lastError: string | null
   readonly report: ModuleReport | null
   readonly unhealthyStreak: number
+  /** How the last stop of the process went, for the `stopped` event. */
+  readonly lastStop: StopOutcome | null
 }
 
 interface Managed {
@@ -75,7 +76,8 @@ const initialState = (component: ComponentConfig): ComponentState => ({
   lastHealth: null,
   lastError: null,
   report: null,
-  unhealthyStreak: 0
+  unhealthyStreak: 0,
+  lastStop: null
 })
 
 const substitute = (text: string, values: Readonly<Record<string, string>>): string =>
@@ -90,7 +92,10 @@ export const makeSupervisor = (
     const client = yield* ModuleClient
     const ports = yield* makeLoopbackPorts
     const events = yield* PubSub.sliding<LifecycleEvent>(1_024)
-    const scope = yield* Effect.scope
+    // Lifecycle fibers live in their own scope, closed after the stop finalizer below has run, so
+    // components are stopped (with their phases published) before anything is interrupted.
+    const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+    yield* Effect.addFinalizer((exit) => Scope.close(scope, exit))
 
     const components = new Map<string, Managed>()
     for (const [id, component] of Object.entries(options.config.components)) {
@@ -268,6 +273,7 @@ export const makeSupervisor = (
               SubscriptionRef.update(managed.state, (s) => ({
                 ...s,
                 pid: null,
+                lastStop: outcome,
                 lastError: outcome.survivors.length > 0
                   ? `stop left processes ${outcome.survivors.join(", ")} of the group running`
                   : s.lastError
@@ -293,7 +299,7 @@ export const makeSupervisor = (
     /** Runs, restarts under the budget, and ends in `failed` when it is spent or a failure is fatal. */
     const lifecycle = (managed: Managed): Effect.Effect<void> =>
       Effect.gen(function*() {
-        yield* transition(managed, "starting", "start requested", { lastError: null, report: null })
+        yield* transition(managed, "starting", "start requested", { lastError: null, report: null, lastStop: null })
         while (true) {
           const end = yield* runOnce(managed)
           yield* Ref.set(managed.child, Option.none())
@@ -360,7 +366,11 @@ export const makeSupervisor = (
         yield* Ref.set(managed.lifecycle, Option.none())
         const after = yield* SubscriptionRef.get(managed.state)
         if (after.phase !== "failed") {
-          yield* transition(managed, "stopped", reason, { pid: null, endpoint: null, nextAttemptAt: null, report: null })
+          const how = after.lastStop === null
+            ? "no process was running"
+            : `${after.lastStop.how.replace("_", " ")}, ${describeExit(after.lastStop.exit)}` +
+              (after.lastStop.survivors.length > 0 ? `, survivors ${after.lastStop.survivors.join(" ")}` : "")
+          yield* transition(managed, "stopped", `${reason} (${how})`, { pid: null, endpoint: null, nextAttemptAt: null, report: null }, after.lastStop?.exit)
         }
       })
 

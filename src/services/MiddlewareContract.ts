@@ -11,10 +11,8 @@ export const hostApiVersion = "1"
 /** This host's version, sent in `middleware-init`. */
 export const hostVersion = "0.1.0"
 
-/** Any JSON value, but present: `Schema.Unknown` alone would accept a missing key. */
-export const JsonValue: Schema.Schema<unknown> = Schema.Unknown.pipe(
-  Schema.filter((value) => value !== undefined, { message: () => "is missing" })
-)
+/** Any JSON value. */
+export const JsonValue: Schema.Schema<unknown> = Schema.Unknown
 
 /** Key/value annotations a step may attach to a decision. */
 export const Annotations = Schema.Record({ key: Schema.String, value: JsonValue })
@@ -28,7 +26,7 @@ export const WorkflowEnvelope = Schema.Struct({
   metadata: Schema.optional(Schema.Record({ key: Schema.String, value: JsonValue })),
   /** Milliseconds the caller is prepared to wait for the whole hook. */
   deadline_ms: Schema.optional(Schema.Int.pipe(Schema.positive()))
-})
+}).pipe(Schema.filter((envelope) => envelope.payload !== undefined || "an envelope needs a payload"))
 /** A unit of work passing through a hook. */
 export type WorkflowEnvelope = typeof WorkflowEnvelope.Type
 
@@ -42,13 +40,14 @@ const Deny = Schema.Struct({
   reason: Schema.String,
   annotations: Schema.optional(Annotations)
 })
+// `Schema.Unknown` accepts a missing key, so presence of the payload is checked explicitly.
 const Modify = Schema.Struct({
   decision: Schema.Literal("modify"),
   reason: Schema.optional(Schema.String),
   /** The payload the next step (and the caller) sees instead. */
   payload: JsonValue,
   annotations: Schema.optional(Annotations)
-})
+}).pipe(Schema.filter((decision) => decision.payload !== undefined || "a modify decision needs a payload"))
 
 /** A step's answer: `allow` continues, `modify` replaces the payload, `deny` (with a reason) stops. */
 export const MiddlewareDecision = Schema.Union(Allow, Deny, Modify)

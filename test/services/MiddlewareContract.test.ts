@@ -20,6 +20,7 @@ describe("middleware contract (golden JSON)", () => {
   it("rejects an envelope without id or with a bad deadline", () => {
     expect(Either.isLeft(Schema.decodeUnknownEither(WorkflowEnvelope)({ hook: "h", subject: "s", payload: 1 }))).toBe(true)
     expect(Either.isLeft(Schema.decodeUnknownEither(WorkflowEnvelope)({ id: "1", hook: "h", subject: "s", payload: 1, deadline_ms: -5 }))).toBe(true)
+    expect(Either.isLeft(Schema.decodeUnknownEither(WorkflowEnvelope)({ id: "1", hook: "h", subject: "s" }))).toBe(true)
   })
 
   it("accepts exactly the three decisions", () => {

@@ -1,0 +1,81 @@
+/**
+ * The `corral` CLI. `corral up` runs the host: bundled modules under supervision, the control API,
+ * phases printed as they change; SIGTERM/SIGINT drains everything and exits 0.
+ * `corral config show` prints the effective config.
+ */
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { Command, Options } from "@effect/cli"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { Console, Effect, Layer, Logger, LogLevel, Option } from "effect"
+import { renderEffectiveConfig } from "../layers/ConfigLoader.js"
+import { hostPaths, loadConfigFor, runHost } from "../layers/Host.js"
+import { ModuleClientLive } from "../layers/ModuleClient.js"
+import { ProcessLauncherLive } from "../layers/ProcessLauncher.js"
+import type { LifecycleEvent } from "../services/Supervisor.js"
+
+const modulesDir = Path.resolve(import.meta.dirname, "..", "..", "modules")
+
+const defaultDataDir = () => process.env["CORRAL_DATA_DIR"] ?? Path.join(Os.homedir(), ".local", "state", "corral")
+
+const dataDirOption = Options.directory("data-dir").pipe(
+  Options.withDescription("the host's data directory (default: $CORRAL_DATA_DIR or ~/.local/state/corral)"),
+  Options.optional
+)
+
+const resolveDataDir = (option: Option.Option<string>) => Path.resolve(Option.getOrElse(option, defaultDataDir))
+
+const stderrLine = (text: string) => Effect.sync(() => process.stderr.write(`${text}\n`))
+const stdoutJson = (value: unknown) => Effect.sync(() => process.stdout.write(`${JSON.stringify(value)}\n`))
+
+const printEvent = (event: LifecycleEvent) =>
+  stderrLine(`${event.at}  ${event.component.padEnd(24)} ${event.from} → ${event.to}  ${event.reason}`)
+
+const up = Command.make("up", { dataDir: dataDirOption }, ({ dataDir }) =>
+  Effect.gen(function*() {
+    const dir = resolveDataDir(dataDir)
+    const host = yield* runHost({ dataDir: dir, modulesDir, onLifecycle: printEvent })
+    yield* stderrLine(`corral: control API on ${host.url} (token in ${host.tokenFile})`)
+    yield* host.supervisor.startAll
+    const components = yield* host.supervisor.list
+    yield* stdoutJson({
+      event: "up",
+      url: host.url,
+      data_dir: dir,
+      components: components.map((c) => ({ id: c.id, phase: c.phase, pid: c.pid, last_error: c.last_error }))
+    })
+    yield* stderrLine(
+      `corral: up — ${components.map((c) => `${c.id} ${c.phase}`).join(", ") || "no components"}; Ctrl-C stops everything`
+    )
+    return yield* Effect.never
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(Layer.mergeAll(ProcessLauncherLive, ModuleClientLive)),
+    Effect.ensuring(stderrLine("corral: stopped")),
+    Effect.tapErrorTag("ConfigError", (error) => stderrLine(`corral: config error: ${error.message}; nothing was started`))
+  ))
+
+const show = Command.make("show", { dataDir: dataDirOption }, ({ dataDir }) =>
+  Effect.gen(function*() {
+    const dir = resolveDataDir(dataDir)
+    const loaded = yield* loadConfigFor({ dataDir: dir, modulesDir })
+    const controlJson = hostPaths(dir).controlJson
+    const control = Fs.existsSync(controlJson) ? JSON.parse(Fs.readFileSync(controlJson, "utf8")) as unknown : null
+    yield* Console.log(renderEffectiveConfig(loaded, { data_dir: dir, modules_dir: modulesDir, sources: loaded.sources, control }))
+  }).pipe(Effect.tapErrorTag("ConfigError", (error) => stderrLine(`corral: config error: ${error.message}`))))
+
+const config = Command.make("config").pipe(Command.withSubcommands([show]))
+
+const corral = Command.make("corral").pipe(Command.withSubcommands([up, config]))
+
+const cli = Command.run(corral, { name: "corral", version: "0.1.0" })
+
+cli(process.argv).pipe(
+  Effect.provide(
+    Layer.mergeAll(NodeContext.layer, Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger)))
+  ),
+  Logger.withMinimumLogLevel(LogLevel.Warning),
+  NodeRuntime.runMain({ disablePrettyLogger: true })
+)
+
