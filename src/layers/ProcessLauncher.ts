@@ -11,8 +11,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import type { Readable } from "node:stream"
 import { NodeStream } from "@effect/platform-node"
-import { Chunk, Clock, Deferred, Effect, Exit, Layer, Option, Ref, Stream } from "effect"
-import type { Scope } from "effect"
+import { Chunk, Clock, Deferred, Effect, ExecutionStrategy, Exit, Layer, Option, Ref, Scope, Stream } from "effect"
 import {
   type ChildHandle,
   type ExitInfo,
@@ -342,15 +341,11 @@ class OutputReadFailed {
   constructor(readonly cause: unknown) {}
 }
 
-/** Last lines of output, oldest first, plus the unfinished line of one stream. */
-interface LineState {
-  readonly lines: ReadonlyArray<string>
-}
-
-const appendLines = (state: LineState, complete: ReadonlyArray<string>, limit: number): LineState => {
-  if (complete.length === 0) return state
-  const lines = [...state.lines, ...complete]
-  return { lines: lines.length > limit ? lines.slice(lines.length - limit) : lines }
+/** Appends `complete` lines to `lines`, keeping the last `limit` (oldest first). */
+const appendLines = (lines: ReadonlyArray<string>, complete: ReadonlyArray<string>, limit: number) => {
+  if (complete.length === 0) return lines
+  const all = [...lines, ...complete]
+  return all.length > limit ? all.slice(all.length - limit) : all
 }
 
 /**
@@ -360,7 +355,7 @@ const appendLines = (state: LineState, complete: ReadonlyArray<string>, limit: n
 const pumpOutput = (
   readable: Readable,
   onChunk: (chunk: Uint8Array) => Effect.Effect<void, LaunchError>,
-  recent: Ref.Ref<LineState> | undefined,
+  recent: Ref.Ref<ReadonlyArray<string>> | undefined,
   limit: number
 ): Effect.Effect<void, LaunchError> =>
   Effect.suspend(() => {
@@ -376,7 +371,7 @@ const pumpOutput = (
       return parts.map((line) => (line.endsWith("\r") ? line.slice(0, -1) : line))
     }
     const remember = (complete: ReadonlyArray<string>) =>
-      recent === undefined ? Effect.void : Ref.update(recent, (state) => appendLines(state, complete, limit))
+      recent === undefined ? Effect.void : Ref.update(recent, (lines) => appendLines(lines, complete, limit))
     return NodeStream.fromReadable(() => readable, (cause) => new OutputReadFailed(cause)).pipe(
       Stream.runForEach((chunk) =>
         Effect.zipRight(onChunk(chunk), remember(takeLines(decoder.decode(chunk, { stream: true }))))
@@ -391,15 +386,27 @@ const pumpOutput = (
     )
   })
 
+/**
+ * Runs `acquire` in a child of the caller's scope, closed at once if `acquire` fails, so a failed launch
+ * does not keep its private directory or log fd until the caller's (possibly long-lived) scope ends.
+ */
+const inOwnScope = <A, E>(acquire: Effect.Effect<A, E, Scope.Scope>): Effect.Effect<A, E, Scope.Scope> =>
+  Effect.flatMap(Effect.scope, (parent) =>
+    Effect.flatMap(Scope.fork(parent, ExecutionStrategy.sequential), (scope) =>
+      acquire.pipe(
+        Scope.extend(scope),
+        Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
+      )))
+
 const makeLaunch = (tools: LaunchTools): ProcessLauncherShape["launch"] => (spec, stopTimeoutMs) =>
-  Effect.gen(function*() {
+  inOwnScope(Effect.gen(function*() {
     const cwd = yield* workingDirectory(spec)
     const executable = yield* resolveExecutable(spec, spec.cwd ?? process.cwd())
     const log: RotatingFile | undefined = spec.logFile === undefined
       ? undefined
       : yield* makeRotatingFile(spec.logFile, spec.rotation ?? defaultRotation)
     const limit = Math.max(0, spec.recentLines ?? defaultRecentLines)
-    const recent = yield* Ref.make<LineState>({ lines: [] })
+    const recent = yield* Ref.make<ReadonlyArray<string>>([])
     const drained = yield* Deferred.make<void>()
     const finished = yield* Deferred.make<ExitInfo>()
     const stopPermit = yield* Effect.makeSemaphore(1)
@@ -442,10 +449,10 @@ const makeLaunch = (tools: LaunchTools): ProcessLauncherShape["launch"] => (spec
     return {
       pid: spawned.pid,
       exit: Deferred.await(finished),
-      recentLines: Effect.map(Ref.get(recent), (state) => state.lines),
+      recentLines: Ref.get(recent),
       stop: (timeoutMs) => stopPermit.withPermits(1)(stopGroup(spawned, timeoutMs))
     } satisfies ChildHandle
-  }).pipe(Effect.annotateLogs("child", spec.name))
+  })).pipe(Effect.annotateLogs("child", spec.name))
 
 const makeRun = (tools: LaunchTools): ProcessLauncherShape["run"] => (spec, stdin, limits) =>
   Effect.scoped(Effect.gen(function*() {

@@ -3,6 +3,7 @@
  * operator commands on a component are serialized by its own semaphore; its state lives in a
  * `SubscriptionRef`; every phase change is an event on a `PubSub` and a lifecycle trace line.
  */
+import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { Clock, Duration, Effect, ExecutionStrategy, Fiber, Layer, Option, PubSub, Random, Ref, Schedule, Schema, Scope, Stream, SubscriptionRef } from "effect"
 import type { ComponentView, Phase } from "../services/Component.js"
@@ -82,6 +83,14 @@ const initialState = (component: ComponentConfig): ComponentState => ({
 
 const substitute = (text: string, values: Readonly<Record<string, string>>): string =>
   text.replace(/\{(port|data_dir|component_id)\}/g, (match, key: string) => values[key] ?? match)
+
+const privateWorkDir = (dataDir: string, id: string) =>
+  Effect.sync(() => {
+    const dir = Path.join(dataDir, "work", id)
+    Fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+    Fs.chmodSync(dir, 0o700)
+    return dir
+  })
 
 /** Builds the supervisor; its scope's end stops every component (TERM → grace → KILL). */
 export const makeSupervisor = (
@@ -247,11 +256,18 @@ export const makeSupervisor = (
           const endpoint = http.endpoint ?? `http://127.0.0.1:${port}`
           const values = { port: String(port), data_dir: options.dataDir, component_id: managed.id }
           const moduleId = component.module_id ?? managed.id
+          // A restricted module's private working directory lives under the data dir (0700), not in
+          // /tmp, so even a SIGKILLed host leaves nothing behind outside its own directory.
+          const cwd = launch.cwd !== undefined
+            ? substitute(launch.cwd, values)
+            : component.sandbox_profile === "module-restricted"
+            ? yield* privateWorkDir(options.dataDir, managed.id)
+            : undefined
           const spec = {
             name: managed.id,
             executable: substitute(launch.executable, values),
             args: launch.args.map((arg) => substitute(arg, values)),
-            ...(launch.cwd === undefined ? {} : { cwd: substitute(launch.cwd, values) }),
+            ...(cwd === undefined ? {} : { cwd }),
             env: {
               ...Object.fromEntries(Object.entries(launch.env).map(([k, v]) => [k, substitute(v, values)])),
               CORRAL_MODULE_ID: moduleId,

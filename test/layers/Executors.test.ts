@@ -164,7 +164,7 @@ describe("makeLocalHttpExecutor", () => {
 
   const invalidAnswers: ReadonlyArray<readonly [string, string, string, string]> = [
     ["an unknown decision", `{"decision":"maybe"}`, "application/json", `invalid decision: decision: Expected "allow" | "deny" | "modify", actual "maybe"`],
-    ["modify without payload", `{"decision":"modify"}`, "application/json", "invalid decision: payload: is missing"],
+    ["modify without payload", `{"decision":"modify"}`, "application/json", "invalid decision: a modify decision needs a payload"],
     ["deny without reason", `{"decision":"deny"}`, "application/json", "invalid decision: reason: is missing"],
     ["a JSON array", `[{"decision":"allow"}]`, "application/json", `invalid decision: expected a JSON object like {"decision":"allow"}, got an array`],
     ["a JSON string", `"allow"`, "application/json", "got a string"],

@@ -287,6 +287,12 @@ describe("ProcessLauncherLive", () => {
       Fs.writeFileSync(Path.join(dir, "plain.txt"), "not a program", { mode: 0o644 })
       const notExecutable = yield* Effect.flip(launch(spec("plain", "./plain.txt", [], { cwd: dir }), 1_000))
       expect(notExecutable.message).toContain("not an executable file")
+      // The failed launch's private directory is removed at once, not when the caller's scope ends.
+      const sandboxed = yield* Effect.flip(launch(spec("ghost.sandboxed", "no-such-program-corral", [], {
+        sandbox: "module-restricted"
+      }), 1_000))
+      expect(sandboxed.reason).toBe("Spawn")
+      expect(Fs.readdirSync(Os.tmpdir()).filter((entry) => entry.startsWith("corral-ghost.sandboxed-"))).toEqual([])
     }).pipe(Effect.provide(ProcessLauncherLive)))
 
   it.scopedLive("module-restricted: umask 077, no_new_privs, 1024 open files, 4 GiB address space, private cwd", () =>

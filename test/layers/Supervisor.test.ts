@@ -50,7 +50,7 @@ const realPause = Effect.promise(() => new Promise((resolve) => setTimeout(resol
 
 const awaitPhase = (supervisor: SupervisorShape, id: string, phase: Phase) =>
   Effect.gen(function*() {
-    for (let i = 0; i < 400; i++) {
+    for (let i = 0; i < 2_000; i++) {
       const view = yield* supervisor.get(id)
       if (view.phase === phase) return view
       yield* realPause
@@ -67,7 +67,10 @@ const harness = (initial: ModuleBehaviour, overrides: Record<string, unknown> = 
     const config = Schema.decodeUnknownSync(HostConfig)({ components: { "sim.one": { ...component, ...overrides } } })
     const supervisor = yield* makeSupervisor({
       config,
-      dataDir: Fs.mkdtempSync(Path.join(Os.tmpdir(), "corral-sup-")),
+      dataDir: yield* Effect.acquireRelease(
+        Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "corral-sup-"))),
+        (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+      ),
       traceLifecycle: (event) => Ref.update(events, (all) => [...all, event])
     }).pipe(Effect.provide(Layer.merge(layer, scriptedClient(behaviour))))
     return { supervisor, control, behaviour, events }

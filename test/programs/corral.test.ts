@@ -1,9 +1,9 @@
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { spawnSync } from "node:child_process"
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { control, fixturesDir, isAlive, makeDataDir, startHost } from "../support/hostProcess.js"
+import { control, fixturesDir, isAlive, makeDataDir, removeDataDirs, startHost } from "../support/hostProcess.js"
 import { waitUntil } from "../support/rawHttp.js"
 
 const corralScript = Path.resolve(import.meta.dirname, "../../dist/programs/corral.js")
@@ -11,6 +11,8 @@ const corralScript = Path.resolve(import.meta.dirname, "../../dist/programs/corr
 interface ComponentsBody {
   readonly components: ReadonlyArray<{ id: string; phase: string; pid: number | null; endpoint: string | null; last_error: string | null; report: { name: string } | null }>
 }
+
+afterAll(removeDataDirs)
 
 describe("corral up (bundled Dator and Arca under supervision)", () => {
   it.scopedLive("starts both modules, serves the control API with its token, flows a hook through both, and drains on SIGTERM", () =>

@@ -25,9 +25,17 @@ export interface HostProcess {
   readonly stop: (signal?: NodeJS.Signals) => Promise<number | null>
 }
 
+const createdDataDirs: Array<string> = []
+
+/** Removes every data directory `makeDataDir` made (call from `afterAll`). */
+export const removeDataDirs = (): void => {
+  for (const dir of createdDataDirs.splice(0)) Fs.rmSync(dir, { recursive: true, force: true })
+}
+
 /** A fresh data directory with operator fragments `fragments` (file name → JSON). */
 export const makeDataDir = (fragments: Readonly<Record<string, unknown>> = {}): string => {
   const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "corral-host-"))
+  createdDataDirs.push(dataDir)
   Fs.mkdirSync(Path.join(dataDir, "config"), { recursive: true })
   for (const [name, content] of Object.entries(fragments)) {
     Fs.writeFileSync(Path.join(dataDir, "config", name), JSON.stringify(content, null, 2))
