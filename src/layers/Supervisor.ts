@@ -161,7 +161,8 @@ export const makeSupervisor = (
       const http = managed.config.http
       const startupMs = http?.startup_timeout_ms ?? 15_000
       const readyPath = http?.ready_path ?? "/readyz"
-      const pollMs = Math.max(20, Math.min(250, Math.floor(startupMs / 50)))
+      // Probing is cheap (a refused loopback connect), and its interval adds to every (re)start.
+      const pollMs = Math.max(1, Math.min(15, Math.floor(startupMs / 50)))
       const once = client.get(endpoint, readyPath, { timeoutMs: Math.min(1_000, startupMs), maxResponseBytes: 65_536 }).pipe(
         Effect.flatMap((reply) =>
           reply.status === 200 ? Effect.succeed(reply) : Effect.fail(`ready path answered ${reply.status}`)

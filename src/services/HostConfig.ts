@@ -50,7 +50,8 @@ export const RestartPolicy = Schema.Struct({
   mode: Schema.optionalWith(Schema.Literal("never", "on_failure"), { default: () => "on_failure" as const }),
   max_restarts: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 3 }),
   window_sec: Schema.optionalWith(PositiveInt, { default: () => 60 }),
-  backoff_initial_ms: Schema.optionalWith(PositiveInt, { default: () => 200 }),
+  /** First restart delay; doubles per restart inside the window, with up to 20% jitter. */
+  backoff_initial_ms: Schema.optionalWith(PositiveInt, { default: () => 20 }),
   backoff_max_ms: Schema.optionalWith(PositiveInt, { default: () => 10_000 }),
   /** Time up after which the restart budget is forgotten. */
   stable_after_sec: Schema.optionalWith(PositiveInt, { default: () => 120 })

@@ -129,7 +129,7 @@ describe("loadHostConfig", () => {
         mode: "never",
         max_restarts: 3,
         window_sec: 60,
-        backoff_initial_ms: 200,
+        backoff_initial_ms: 20,
         backoff_max_ms: 10_000,
         stable_after_sec: 120
       })
