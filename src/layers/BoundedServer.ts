@@ -75,6 +75,8 @@ export const serveHttpApp = <E, R>(
 export interface ConnectionServeOptions {
   readonly overCapacityReply?: Uint8Array
   readonly timeoutReply?: Uint8Array
+  /** Told of every failed accept, besides the server's own counting and logging. */
+  readonly onAcceptError?: (error: Error) => Effect.Effect<void>
 }
 
 /** Serves raw connections (TCP or a Unix socket) under the same contract. */
@@ -88,7 +90,8 @@ export const serveConnections = <E, R>(
     const core = yield* makeServerCore({ ...decoded, maxInFlight: decoded.maxConnections })
     const address = yield* serveConnectionsWith(core, handler, {
       overCapacity: options.overCapacityReply ?? new Uint8Array(0),
-      timedOut: options.timeoutReply ?? new Uint8Array(0)
+      timedOut: options.timeoutReply ?? new Uint8Array(0),
+      ...(options.onAcceptError === undefined ? {} : { onAcceptError: options.onAcceptError })
     })
     return shapeOf(core, address)
   })

@@ -23,6 +23,8 @@ export interface ControlApiDependencies {
   /** The control server itself (for its readiness and metrics); resolved once it listens. */
   readonly server: Effect.Effect<BoundedServerShape>
   readonly pressure: ResourcePressureMonitor
+  /** The broker's admin snapshot. */
+  readonly broker: Effect.Effect<unknown>
 }
 
 const notFound = (what: string) => BoundedResponse.json({ error: "not_found", message: what }, 404)
@@ -75,6 +77,9 @@ export const controlApi = (deps: ControlApiDependencies): RequestHandler => (req
   }
   if (method === "POST" && parts.length === 4 && parts[1] === "hooks" && parts[3] === "invoke") {
     return invokeHook(deps, parts[2] ?? "", request)
+  }
+  if (method === "GET" && parts.length === 2 && parts[1] === "broker") {
+    return Effect.map(deps.broker, (snapshot) => BoundedResponse.json(snapshot))
   }
   if (method === "GET" && parts.length === 2 && parts[1] === "runtime-metrics") {
     return Effect.flatMap(deps.server, (server) =>

@@ -9,7 +9,8 @@ import * as Path from "node:path"
 import { Deferred, Effect } from "effect"
 import type { Scope } from "effect"
 import { makeResourcePressureMonitor } from "../observability/ResourcePressure.js"
-import type { BoundedServerShape } from "../services/BoundedServer.js"
+import type { BoundedServerConfigError, BoundedServerShape, ServeError } from "../services/BoundedServer.js"
+import type { BrokerShape } from "../services/Broker.js"
 import type { InProcessFunction, Executor } from "../services/Executor.js"
 import type { ConfigError, HostConfig } from "../services/HostConfig.js"
 import type { ModuleClient } from "../services/ModuleClient.js"
@@ -17,6 +18,7 @@ import type { ProcessLauncher } from "../services/ProcessLauncher.js"
 import type { LifecycleEvent, SupervisorShape } from "../services/Supervisor.js"
 import { ModuleClient as ModuleClientTag } from "../services/ModuleClient.js"
 import { serveHandler } from "./BoundedServer.js"
+import { makeBroker } from "./Broker.js"
 import { loadHostConfig, type LoadedConfig } from "./ConfigLoader.js"
 import { controlApi } from "./ControlApi.js"
 import { makeExecutor } from "./Executors.js"
@@ -34,6 +36,8 @@ export interface HostOptions {
   readonly inProcess?: ReadonlyMap<string, InProcessFunction>
   /** Called with every lifecycle event (the CLI prints them for the person watching). */
   readonly onLifecycle?: (event: LifecycleEvent) => Effect.Effect<void>
+  /** What the broker's `admin shutdown` does (the CLI stops the whole host). */
+  readonly onShutdownRequest?: Effect.Effect<void>
 }
 
 /** A running host. */
@@ -43,6 +47,7 @@ export interface RunningHost {
   readonly loaded: LoadedConfig
   readonly supervisor: SupervisorShape
   readonly control: BoundedServerShape
+  readonly broker: BrokerShape
   readonly tokenFile: string
 }
 
@@ -80,7 +85,7 @@ export const loadConfigFor = (options: Pick<HostOptions, "dataDir" | "modulesDir
 /** Starts the host in the current scope; closing the scope drains it. */
 export const runHost = (
   options: HostOptions
-): Effect.Effect<RunningHost, ConfigError | Error, ProcessLauncher | ModuleClient | Scope.Scope> =>
+): Effect.Effect<RunningHost, ConfigError | ServeError | BoundedServerConfigError, ProcessLauncher | ModuleClient | Scope.Scope> =>
   Effect.gen(function*() {
     const loaded = yield* loadConfigFor(options)
     const config = loaded.config
@@ -113,6 +118,10 @@ export const runHost = (
       executors.set(id, executor)
     }
     const hooks = new Map(Object.entries(config.hooks).map(([name, hook]) => [name, hookSpec(name, hook)]))
+    const broker = yield* makeBroker({
+      dataDir: options.dataDir,
+      ...(options.onShutdownRequest === undefined ? {} : { onShutdown: options.onShutdownRequest })
+    })
 
     const token = randomBytes(32).toString("hex")
     yield* writePrivate(paths.controlToken, `${token}\n`, 0o600)
@@ -138,6 +147,7 @@ export const runHost = (
           }
         },
         server: Deferred.await(started),
+        broker: broker.snapshot,
         pressure: yield* makeResourcePressureMonitor
       })
     )
@@ -153,5 +163,5 @@ export const runHost = (
         for (const file of [paths.controlJson, paths.controlToken]) Fs.rmSync(file, { force: true })
       })
     )
-    return { url, config, loaded, supervisor, control, tokenFile: paths.controlToken }
+    return { url, config, loaded, supervisor, control, broker, tokenFile: paths.controlToken }
   })

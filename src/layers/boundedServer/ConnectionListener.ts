@@ -17,6 +17,8 @@ import { type RequestRun, runDrain, type ServerCore } from "./ServerCore.js"
 export interface ConnectionReplies {
   readonly overCapacity: Uint8Array
   readonly timedOut: Uint8Array
+  /** Told of every failed accept (the broker demotes itself on EMFILE). */
+  readonly onAcceptError?: (error: Error) => Effect.Effect<void>
 }
 
 const route = "connection"
@@ -66,7 +68,7 @@ export const serveConnectionsWith = <E, R>(
       rejectBytes: replies.overCapacity,
       onAccepted,
       onAcceptError: (error) => {
-        runFork(core.acceptFailed(error))
+        runFork(replies.onAcceptError === undefined ? core.acceptFailed(error) : Effect.zipRight(core.acceptFailed(error), replies.onAcceptError(error)))
       }
     })
 

@@ -1,0 +1,27 @@
+/** Open file descriptors of this process and their soft limit, read from /proc (Linux). */
+import * as Fs from "node:fs"
+import { Effect } from "effect"
+
+/** Open descriptors and the soft `RLIMIT_NOFILE` (`Infinity` when unknown or unlimited). */
+export interface FdCounts {
+  readonly openFds: number
+  readonly softLimit: number
+}
+
+const softLimitOf = (limits: string): number => {
+  const line = limits.split("\n").find((l) => l.startsWith("Max open files"))
+  const soft = line?.slice("Max open files".length).trim().split(/\s+/)[0]
+  const value = soft === undefined ? Number.NaN : Number(soft)
+  return Number.isFinite(value) && value > 0 ? value : Number.POSITIVE_INFINITY
+}
+
+/** Reads the counts; where /proc is unreadable, reports 0 of an unlimited budget (never fails). */
+export const readFdCounts: Effect.Effect<FdCounts> = Effect.sync(() => {
+  try {
+    // Synchronous on purpose: two small procfs reads, done once per accepted broker connection.
+    const openFds = Fs.readdirSync("/proc/self/fd").length
+    return { openFds, softLimit: softLimitOf(Fs.readFileSync("/proc/self/limits", "utf8")) }
+  } catch {
+    return { openFds: 0, softLimit: Number.POSITIVE_INFINITY }
+  }
+})
