@@ -27,14 +27,14 @@ const route = (
   deps: DemoDependencies,
   method: string,
   path: string,
-  query: URLSearchParams
+  query: () => URLSearchParams
 ): Effect.Effect<BoundedResponse, ActorError> | undefined => {
   if (method !== "GET") return undefined
   switch (path) {
     case "/hello":
       return Effect.succeed(hello)
     case "/sleep": {
-      const ms = Number(query.get("ms") ?? "0")
+      const ms = Number(query().get("ms") ?? "0")
       if (!Number.isInteger(ms) || ms < 0 || ms > maxSleepMs) {
         return Effect.succeed(BoundedResponse.json({ error: "bad_request", message: `ms must be an integer from 0 to ${maxSleepMs}` }, 400))
       }
@@ -67,7 +67,7 @@ const notFound = (path: string) => BoundedResponse.json({ error: "not_found", pa
 
 /** The routes through the bounded handler interface. */
 export const demoHandler = (deps: DemoDependencies): RequestHandler<ActorError> => (request) =>
-  route(deps, request.method, request.path, request.query) ?? Effect.succeed(notFound(request.path))
+  route(deps, request.method, request.path, () => request.query) ?? Effect.succeed(notFound(request.path))
 
 const toHttpServerResponse = (response: BoundedResponse): HttpServerResponse.HttpServerResponse => {
   const { "content-type": contentType, ...headers } = response.headers ?? {}
@@ -89,8 +89,10 @@ export const demoHttpApp = (deps: DemoDependencies): HttpRouter.HttpRouter<Actor
         router,
         path,
         Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-          const q = request.url.indexOf("?")
-          const query = new URLSearchParams(q === -1 ? "" : request.url.slice(q + 1))
+          const query = () => {
+            const q = request.url.indexOf("?")
+            return new URLSearchParams(q === -1 ? "" : request.url.slice(q + 1))
+          }
           return Effect.map(route(deps, "GET", path, query) ?? Effect.succeed(notFound(path)), toHttpServerResponse)
         })
       ),

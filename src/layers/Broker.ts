@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { Clock, Duration, Effect, Either, Option, Ref, Schema } from "effect"
+import { Clock, Deferred, Duration, Effect, Either, Option, Ref, Schema } from "effect"
 import type { Scope } from "effect"
 import { readFdCounts } from "../observability/FdUsage.js"
 import { type FdPressureState, defaultFdPressurePolicy, initialFdPressureState, step as fdStep } from "../policies/FdPressure.js"
@@ -85,12 +85,20 @@ export const makeBroker = (
     const fdGuard = yield* Ref.make<FdPressureState>(initialFdPressureState)
     const rateLimits = yield* Ref.make(initialRateLimitState)
     const accepting = yield* Ref.make(true)
+    // Completed when the broker starts draining: a connection idle between frames ends at once.
+    const draining = yield* Deferred.make<void>()
     const openConnections = yield* Ref.make(0)
 
     const observeFds = (event: "Accepted" | "Sampled") =>
       Effect.flatMap(readFdCounts, (usage) =>
-        Ref.update(fdGuard, (state) =>
-          fdStep(defaultFdPressurePolicy, state, { _tag: event, openFds: usage.openFds, softLimit: usage.softLimit }).state))
+        usage === "unknown"
+          ? Effect.void
+          : Ref.update(fdGuard, (state) =>
+            fdStep(
+              defaultFdPressurePolicy,
+              state,
+              usage === "exhausted" ? { _tag: "AcceptFailed", code: "EMFILE" } : { _tag: event, ...usage }
+            ).state))
 
     const reject = (code: BrokerErrorCode, message: string, requestId: string | undefined, retryAfterMs?: number): Effect.Effect<ErrorReply> =>
       Effect.as(
@@ -192,12 +200,15 @@ export const makeBroker = (
           let results: ReadonlyArray<Either.Either<unknown, { readonly message: string }>> = []
           while (results.length === 0) {
             const remaining = deadline - (yield* Clock.currentTimeMillis)
-            const chunk = yield* connection.read.pipe(
+            const read = connection.read.pipe(
               Effect.timeout(Duration.millis(Math.max(1, remaining))),
               Effect.option,
               Effect.map(Option.flatten),
               Effect.orElseSucceed(() => Option.none<Uint8Array>())
             )
+            const chunk = yield* (decoder.pending() === 0
+              ? Effect.raceFirst(read, Effect.as(Deferred.await(draining), Option.none<Uint8Array>()))
+              : read)
             if (Option.isNone(chunk)) return
             results = decoder.push(chunk.value)
           }
@@ -232,6 +243,6 @@ export const makeBroker = (
       }
     )
     Fs.chmodSync(socketPath, 0o600)
-    yield* Effect.addFinalizer(() => Ref.set(accepting, false))
+    yield* Effect.addFinalizer(() => Effect.zipRight(Ref.set(accepting, false), Deferred.succeed(draining, undefined)))
     return { socketPath, snapshot }
   })

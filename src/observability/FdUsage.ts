@@ -15,13 +15,17 @@ const softLimitOf = (limits: string): number => {
   return Number.isFinite(value) && value > 0 ? value : Number.POSITIVE_INFINITY
 }
 
-/** Reads the counts; where /proc is unreadable, reports 0 of an unlimited budget (never fails). */
-export const readFdCounts: Effect.Effect<FdCounts> = Effect.sync(() => {
+/**
+ * Reads the counts (never fails): `"exhausted"` when the read itself ran out of descriptors,
+ * `"unknown"` where /proc cannot be read.
+ */
+export const readFdCounts: Effect.Effect<FdCounts | "exhausted" | "unknown"> = Effect.sync(() => {
   try {
     // Synchronous on purpose: two small procfs reads, done once per accepted broker connection.
     const openFds = Fs.readdirSync("/proc/self/fd").length
     return { openFds, softLimit: softLimitOf(Fs.readFileSync("/proc/self/limits", "utf8")) }
-  } catch {
-    return { openFds: 0, softLimit: Number.POSITIVE_INFINITY }
+  } catch (error) {
+    const code = error instanceof Error && "code" in error ? error.code : undefined
+    return code === "EMFILE" || code === "ENFILE" ? "exhausted" : "unknown"
   }
 })

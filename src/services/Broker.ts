@@ -11,6 +11,9 @@ import { BrokerErrorCode } from "./BrokerProtocol.js"
 export const BackendView = Schema.Struct({
   service: Schema.String,
   version: Schema.String,
+  instance: Schema.String,
+  /** Registry key: service, version, executable hash and launch fingerprint. */
+  key: Schema.String,
   pid: Schema.NullOr(Schema.Number),
   endpoint: Schema.Unknown,
   state: Schema.String,
@@ -29,7 +32,9 @@ export const AdminSnapshot = Schema.Struct({
   connections_open: Schema.Number,
   demoted: Schema.Boolean,
   backends: Schema.Array(BackendView),
-  spawn_budgets: Schema.Array(Schema.Struct({ key: Schema.String, used: Schema.Number, retry_after_ms: Schema.Number })),
+  spawn_budgets: Schema.Array(
+    Schema.Struct({ key: Schema.String, used: Schema.Number, retry_after_ms: Schema.Number, last_error: Schema.NullOr(Schema.String) })
+  ),
   counters: Schema.Struct({
     hellos: Schema.Number,
     launches: Schema.Number,

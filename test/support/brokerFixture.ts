@@ -1,0 +1,103 @@
+/**
+ * Broker data directories for end-to-end tests: a temp data dir with a private copy of the echo
+ * backend (`<dataDir>/echo_backend.py`, so its processes can be found by command line), service
+ * definitions written as an operator would, and the process table of that data dir.
+ */
+import { execFileSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { Effect } from "effect"
+import type { Scope } from "effect"
+
+/** The real interpreter (not a pyenv shim), so a backend starts in ~100 ms. */
+const python = execFileSync("python3", ["-c", "import sys; print(sys.executable)"], { encoding: "utf8" }).trim()
+const echoBackend = Fs.readFileSync(Path.resolve(import.meta.dirname, "../fixtures/echo_backend.py"), "utf8")
+
+/** A broker data directory of one test. */
+export interface BrokerDataDir {
+  readonly dir: string
+  readonly servicesDir: string
+  readonly runDir: string
+  /** `<dir>/run/broker.sock`. */
+  readonly socketPath: string
+  /** The echo backend's executable copy: its processes' command lines name it. */
+  readonly backend: string
+  /** Writes (or rewrites, in place) `<name>.service.json`: defaults, then `fields`; `launch` fields merge into the echo backend's. */
+  readonly define: (name: string, fields?: Readonly<Record<string, unknown>>) => void
+  /** Live (non-zombie) processes running this data dir's echo backend. */
+  readonly backendPids: () => ReadonlyArray<number>
+  /** Backend socket files left in `run/backends/`. */
+  readonly backendSockets: () => ReadonlyArray<string>
+}
+
+/** Whether `pid` runs and is not a zombie. */
+export const isRunning = (pid: number): boolean => {
+  try {
+    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
+  } catch {
+    return false
+  }
+}
+
+/** Live processes whose command line contains `needle` as one argument. */
+export const pidsRunning = (needle: string): ReadonlyArray<number> =>
+  Fs.readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return Fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(needle) && isRunning(pid)
+      } catch {
+        return false
+      }
+    })
+    .sort((a, b) => a - b)
+
+/**
+ * A fresh data dir under a short temp path (Unix socket paths stay under 108 bytes). The scope's
+ * end removes it; register it before the broker, so the broker has drained by then.
+ */
+export const makeBrokerDataDir: Effect.Effect<BrokerDataDir, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.sync((): BrokerDataDir => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cbk-"))
+    const servicesDir = Path.join(dir, "services")
+    const runDir = Path.join(dir, "run")
+    // The broker refuses a services dir writable by group or others.
+    Fs.mkdirSync(servicesDir, { recursive: true, mode: 0o700 })
+    Fs.chmodSync(servicesDir, 0o700)
+    const backend = Path.join(dir, "echo_backend.py")
+    Fs.writeFileSync(backend, `#!${python}\n${echoBackend}`, { mode: 0o755 })
+    const define = (name: string, fields: Readonly<Record<string, unknown>> = {}) => {
+      const { launch, ...rest } = fields
+      const definition = {
+        name,
+        default_version: "1.0.0",
+        endpoint: { kind: "unix" },
+        ready_timeout_ms: 5_000,
+        ...rest,
+        launch: { executable: backend, ...(typeof launch === "object" && launch !== null ? launch : {}) }
+      }
+      Fs.writeFileSync(Path.join(servicesDir, `${name}.service.json`), JSON.stringify(definition), { mode: 0o600 })
+    }
+    const backendSockets = () => {
+      try {
+        return Fs.readdirSync(Path.join(runDir, "backends")).filter((name) => name.endsWith(".sock"))
+      } catch {
+        return []
+      }
+    }
+    return {
+      dir,
+      servicesDir,
+      runDir,
+      socketPath: Path.join(runDir, "broker.sock"),
+      backend,
+      define,
+      backendPids: () => pidsRunning(backend),
+      backendSockets
+    }
+  }),
+  ({ dir }) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+)
