@@ -2,8 +2,9 @@
  * Bounded servers: the handler interface (the fast path), a mounted `HttpApp`, and raw connections,
  * each as a scoped constructor and as a `Layer` of the `BoundedServer` service.
  */
+import { HttpMiddleware } from "@effect/platform"
 import type { HttpApp, HttpServerRequest } from "@effect/platform"
-import { DefaultServices, Effect, FiberId, FiberRef, FiberRefs, Layer, Option, Runtime, RuntimeFlags, RuntimeFlagsPatch } from "effect"
+import { DefaultServices, Effect, identity, FiberId, FiberRef, FiberRefs, Layer, Option, Runtime, RuntimeFlags, RuntimeFlagsPatch } from "effect"
 import type { Scope } from "effect"
 import type { ConnectionHandler } from "../services/BoundedConnection.js"
 import type { RequestHandler } from "../services/BoundedHttp.js"
@@ -77,10 +78,17 @@ export const serveHandler = <E, R>(
     return shapeOf(core, address)
   })
 
+/** Options of a mounted `HttpApp`. */
+export interface HttpAppServeOptions {
+  /** The platform's per-request tracing span (off by default: it costs about a fifth of a hello). */
+  readonly tracing?: boolean
+}
+
 /** Serves an `HttpApp` (an `HttpRouter`, say) under the same contract. */
 export const serveHttpApp = <E, R>(
   config: ConfigSource,
-  app: HttpApp.Default<E, R>
+  app: HttpApp.Default<E, R>,
+  options: HttpAppServeOptions = {}
 ): Effect.Effect<
   BoundedServerShape,
   ServeError | BoundedServerConfigError,
@@ -91,7 +99,8 @@ export const serveHttpApp = <E, R>(
     const core = yield* makeServerCore(decoded)
     // The platform captures the runtime here: request fibers inherit it, without runtime metrics.
     const listener = yield* makeHttpAppListener(core, app).pipe(
-      Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.disable(RuntimeFlags.RuntimeMetrics))
+      Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.disable(RuntimeFlags.RuntimeMetrics)),
+      options.tracing === true ? identity : Effect.locally(HttpMiddleware.currentTracerDisabledWhen, () => true)
     )
     const address = yield* makeHttpTransport(core, listener)
     return shapeOf(core, address)
@@ -127,8 +136,8 @@ export const layerHandler = <E, R>(config: ConfigSource, handler: RequestHandler
   Layer.scoped(BoundedServer, serveHandler(config, handler))
 
 /** `serveHttpApp` as a layer of the `BoundedServer` service. */
-export const layerHttpApp = <E, R>(config: ConfigSource, app: HttpApp.Default<E, R>) =>
-  Layer.scoped(BoundedServer, serveHttpApp(config, app))
+export const layerHttpApp = <E, R>(config: ConfigSource, app: HttpApp.Default<E, R>, options?: HttpAppServeOptions) =>
+  Layer.scoped(BoundedServer, serveHttpApp(config, app, options))
 
 /** `serveConnections` as a layer of the `BoundedServer` service. */
 export const layerConnections = <E, R>(config: ConfigSource, handler: ConnectionHandler<E, R>, options?: ConnectionServeOptions) =>
