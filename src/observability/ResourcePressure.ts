@@ -45,7 +45,7 @@ const parseFdSoftLimit = (limits: string): number | null => {
   return match?.[1] === undefined ? null : Number(match[1])
 }
 
-// /proc is Linux-only and may be unreadable in a sandbox: any failure is a null figure, never a failed read.
+// /proc is Linux-only and may be unreadable in a sandbox: every failure is a null figure, never a failed read.
 const readProc = <A>(read: () => Promise<A>): Effect.Effect<A | null> =>
   Effect.tryPromise(read).pipe(Effect.orElseSucceed(() => null))
 
