@@ -134,6 +134,9 @@ export const readyPollMs = 10
 /** Failed connects in a row (20 ms apart) before a live backend is declared dead: a full backlog is not death. */
 export const livenessAttempts = 3
 
+/** How long a verified endpoint is trusted without a new connect probe. */
+export const livenessCacheMs = 1_000
+
 /** Longest unix socket path Linux accepts (`sun_path` minus its terminating NUL). */
 const maxSocketPathBytes = 107
 
@@ -173,6 +176,8 @@ interface Starting {
 interface Live {
   readonly _tag: "Live"
   readonly backend: Backend
+  /** When its endpoint last accepted a connection (ready, or a liveness probe). */
+  readonly verifiedAt: number
   readonly lastHelloAt: number
   readonly idleExitMs: number | undefined
 }
@@ -571,7 +576,7 @@ export const makeBackendRegistry = (
               if (s.closed || slot === undefined || slot._tag !== "Starting" || slot.result !== starting.result) {
                 return [false, s] as const
               }
-              const live: Live = { _tag: "Live", backend, lastHelloAt: now, idleExitMs: idleExitMs(plan.definition) }
+              const live: Live = { _tag: "Live", backend, verifiedAt: now, lastHelloAt: now, idleExitMs: idleExitMs(plan.definition) }
               return [true, withSlot(s, plan.key, live)] as const
             })
             if (registered) {
@@ -599,6 +604,14 @@ export const makeBackendRegistry = (
         })
       )
 
+    /** Records that `backend`'s endpoint just accepted a connection. */
+    const markVerified = (key: string, backend: Backend) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Ref.update(state, (s) => {
+          const slot = s.slots.get(key)
+          return slot?._tag === "Live" && slot.backend === backend ? withSlot(s, key, { ...slot, verifiedAt: now }) : s
+        }))
+
     /** Live unless its process exited or its endpoint refuses `livenessAttempts` connects in a row. */
     const isAlive = (backend: Backend): Effect.Effect<boolean> => {
       const attempt = (left: number): Effect.Effect<boolean> =>
@@ -618,7 +631,7 @@ export const makeBackendRegistry = (
     })
 
     type Step =
-      | { readonly _tag: "Reuse"; readonly backend: Backend }
+      | { readonly _tag: "Reuse"; readonly backend: Backend; readonly verifiedAt: number }
       | { readonly _tag: "Wait"; readonly starting: Starting }
       | { readonly _tag: "Launch"; readonly starting: Starting }
       | { readonly _tag: "Refuse"; readonly error: BackendError }
@@ -647,7 +660,7 @@ export const makeBackendRegistry = (
           if (slot?._tag === "Live") {
             // Touched now, so the idle sweeper cannot pick it while this acquire checks it.
             const touched: Live = { ...slot, lastHelloAt: now, idleExitMs: idleExitMs(plan.definition) }
-            return [{ _tag: "Reuse", backend: slot.backend }, withSlot(s, plan.key, touched)]
+            return [{ _tag: "Reuse", backend: slot.backend, verifiedAt: slot.verifiedAt }, withSlot(s, plan.key, touched)]
           }
           if (slot?._tag === "Starting") return [{ _tag: "Wait", starting: slot }, count(s, "coalescedWaits")]
           const budget = tryLaunch(s.budget, plan.key, now)
@@ -692,7 +705,15 @@ export const makeBackendRegistry = (
           case "Launch":
             return yield* awaitLaunch(plan, step.starting, true)
           case "Reuse": {
-            if (yield* isAlive(step.backend)) return answer(step.backend, false)
+            // A connect probe per hello would flood a thread-per-connection backend's accept queue
+            // under load and get it retired as dead: an endpoint verified within the last second
+            // is trusted while its process lives.
+            const exitedAlready = yield* Deferred.isDone(step.backend.exited)
+            if (!exitedAlready && now - step.verifiedAt < livenessCacheMs) return answer(step.backend, false)
+            if (yield* isAlive(step.backend)) {
+              yield* markVerified(plan.key, step.backend)
+              return answer(step.backend, false)
+            }
             const exited = yield* Deferred.poll(step.backend.exited)
             const reason = Option.isSome(exited)
               ? `process ${describeExit(yield* exited.value)}`

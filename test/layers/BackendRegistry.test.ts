@@ -5,7 +5,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Ref, Scope, TestClock } from "effect"
-import { type BackendRegistry, type BackendRegistryOptions, makeBackendRegistry } from "../../src/layers/BackendRegistry.js"
+import { type BackendRegistry, type BackendRegistryOptions, livenessCacheMs, makeBackendRegistry } from "../../src/layers/BackendRegistry.js"
 import { ProcessLauncherLive } from "../../src/layers/ProcessLauncher.js"
 import { makeSimulatedLauncher } from "../../src/layers/ProcessLauncherSimulated.js"
 import { makeServiceDefinitions } from "../../src/layers/ServiceDefinitions.js"
@@ -223,6 +223,10 @@ describe("BackendRegistry with real processes", () => {
       const first = yield* registry.acquire("echo")
       if (first.endpoint.kind !== "unix") throw new Error("expected a unix endpoint")
       Fs.rmSync(first.endpoint.path)
+      // Within livenessCacheMs of its last check the endpoint is trusted; past it, it is probed.
+      const cached = yield* registry.acquire("echo")
+      expect(cached).toMatchObject({ launched: false, pid: first.pid })
+      yield* Effect.sleep(livenessCacheMs + 50)
       const second = yield* registry.acquire("echo")
       expect(second).toMatchObject({ launched: true })
       expect(second.pid).not.toBe(first.pid)
