@@ -22,6 +22,7 @@ import {
   usageByKey
 } from "../policies/SpawnBudget.js"
 import { makeLoopbackPorts } from "./LoopbackPorts.js"
+import { errorCode, errorText } from "../services/ErrorDetails.js"
 
 /** The broker error codes an acquire can fail with. */
 export const BackendErrorCode = Schema.Literal("unknown_service", "version_blocked", "launch_failed")
@@ -274,10 +275,6 @@ const idleExitMs = (definition: ServiceDefinition): number | undefined =>
 
 const iso = (millis: number): string => new Date(millis).toISOString()
 
-const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
-
-const errorCode = (error: unknown): unknown =>
-  typeof error === "object" && error !== null && "code" in error ? error.code : undefined
 
 /** One connect attempt to `endpoint`, bounded by `timeoutMs`; true when it was accepted. */
 export const connectProbe = (endpoint: Endpoint, timeoutMs: number = probeTimeoutMs): Effect.Effect<boolean> =>

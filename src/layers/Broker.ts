@@ -17,7 +17,7 @@ import type { ServeError, BoundedServerConfigError } from "../services/BoundedSe
 import type { AdminSnapshot, BrokerShape } from "../services/Broker.js"
 import {
   type AdminRequest,
-  type BrokerErrorCode,
+  BrokerErrorCode,
   BrokerReply,
   type ErrorReply,
   type HelloRequest
@@ -27,6 +27,7 @@ import { makeBackendRegistry } from "./BackendRegistry.js"
 import { serveConnections } from "./BoundedServer.js"
 import { decodeRequest, encodeFrame, FrameDecoder } from "./BrokerFraming.js"
 import { makeServiceDefinitions } from "./ServiceDefinitions.js"
+import { errorCode } from "../services/ErrorDetails.js"
 
 /** Where the broker lives and how patient it is. */
 export interface BrokerOptions {
@@ -38,15 +39,7 @@ export interface BrokerOptions {
   readonly onShutdown?: Effect.Effect<void>
 }
 
-const codes: ReadonlyArray<BrokerErrorCode> = [
-  "bad_frame",
-  "unknown_service",
-  "version_blocked",
-  "launch_failed",
-  "overloaded",
-  "unsupported",
-  "rate_limited"
-]
+const codes: ReadonlyArray<BrokerErrorCode> = BrokerErrorCode.literals
 
 interface Counters {
   readonly hellos: number
@@ -60,9 +53,6 @@ const encodeReply = (reply: BrokerReply): Uint8Array => {
   const fallback = encodeFrame({ type: "error", code: "bad_frame", message: "reply too large (request_id too long?)" })
   return Either.getOrElse(fallback, () => new Uint8Array(0))
 }
-
-const errnoCode = (error: Error): string =>
-  "code" in error && typeof error.code === "string" ? error.code : "UNKNOWN"
 
 /** Starts the broker in the current scope; closing the scope drains it and stops its backends. */
 export const makeBroker = (
@@ -239,7 +229,7 @@ export const makeBroker = (
         overCapacityReply: encodeReply({ type: "error", code: "overloaded", message: "broker at its connection limit", retry_after_ms: 100 }),
         onAcceptError: (error) =>
           Ref.update(fdGuard, (state) =>
-            fdStep(defaultFdPressurePolicy, state, { _tag: "AcceptFailed", code: errnoCode(error) }).state)
+            fdStep(defaultFdPressurePolicy, state, { _tag: "AcceptFailed", code: errorCode(error) ?? "UNKNOWN" }).state)
       }
     )
     Fs.chmodSync(socketPath, 0o600)

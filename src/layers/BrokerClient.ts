@@ -18,6 +18,7 @@ import {
   type HelloRequest
 } from "../services/BrokerProtocol.js"
 import { encodeFrame, FrameDecoder } from "./BrokerFraming.js"
+import { errorCode } from "../services/ErrorDetails.js"
 
 /** Deadline of one attempt (connect, send, reply) when none is given. */
 export const defaultBrokerTimeoutMs = 10_000
@@ -34,8 +35,6 @@ export interface BrokerClientOptions {
 
 const decodeReply = Schema.decodeUnknownEither(BrokerReply)
 
-const errorCode = (error: Error): string | undefined =>
-  "code" in error && typeof error.code === "string" ? error.code : undefined
 
 /** Sends `frame` on a new connection and answers the first reply frame's JSON value. */
 const exchange = (socketPath: string, frame: Uint8Array, what: string): Effect.Effect<unknown, BrokerClientError> =>

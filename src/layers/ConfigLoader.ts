@@ -7,6 +7,8 @@ import * as Fs from "node:fs/promises"
 import * as NodePath from "node:path"
 import { Array as Arr, Effect, Either, Option, ParseResult, Schema, SchemaAST as AST } from "effect"
 import { type ComponentConfig, ConfigError, HostConfig } from "../services/HostConfig.js"
+import { errorCode, errorText } from "../services/ErrorDetails.js"
+import { renderConfigPath } from "../services/HostConfig.js"
 
 /** Where the fragments come from. */
 export interface ConfigLoadOptions {
@@ -36,22 +38,9 @@ export const mergedConfigSource = "(merged config)"
 type Segment = string | number
 type Path = ReadonlyArray<Segment>
 
-/**
- * Renders a JSON path: `(root)`, dotted names, `["…"]` for keys that are not plain names (such as
- * component ids with dots) and `[n]` for array items, e.g. `components["middleware.dator"].http.port`.
- */
-export const renderConfigPath = (path: Path): string =>
-  path.length === 0
-    ? "(root)"
-    : path
-      .map((segment, index) =>
-        typeof segment === "number"
-          ? `[${segment}]`
-          : /^[A-Za-z_][A-Za-z0-9_-]*$/.test(segment)
-          ? `${index === 0 ? "" : "."}${segment}`
-          : `[${JSON.stringify(segment)}]`
-      )
-      .join("")
+/** Re-exported: config paths are rendered the same everywhere. */
+export { renderConfigPath }
+
 
 /**
  * Loads the effective config; fails with the first problem (its reason says how many more there are).
@@ -115,10 +104,6 @@ const checkConfig = (
 
 // ---- Reading ------------------------------------------------------------------------------------
 
-const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
-
-const errorCode = (error: unknown): unknown =>
-  typeof error === "object" && error !== null && "code" in error ? error.code : undefined
 
 const fsCall = <A>(file: string, what: string, call: () => Promise<A>): Effect.Effect<A, Problem> =>
   Effect.tryPromise({ try: call, catch: (error) => ({ file, path: [], reason: `cannot ${what}: ${errorText(error)}` }) })

@@ -14,6 +14,7 @@ import {
   type ModuleClientShape,
   type ModuleReply
 } from "../services/ModuleClient.js"
+import { errorCode } from "../services/ErrorDetails.js"
 
 /** Sockets the agent opens at most per endpoint when no other bound is given; more calls queue in the agent. */
 export const defaultMaxSocketsPerEndpoint = 32
@@ -59,8 +60,6 @@ const snippet = (text: string): string => {
 
 const resetCodes = new Set(["ECONNRESET", "EPIPE"])
 
-const errorCode = (error: Error): string | undefined =>
-  "code" in error && typeof error.code === "string" ? error.code : undefined
 
 /** One request/response exchange on the agent, with a deadline and a streaming size cap. */
 const exchange = (

@@ -7,7 +7,7 @@ import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 import { Effect, Either, ParseResult, Ref, Schema } from "effect"
 import { ServiceName } from "../services/BrokerProtocol.js"
-import { ConfigError } from "../services/HostConfig.js"
+import { ConfigError, renderConfigPath } from "../services/HostConfig.js"
 import {
   ServiceDefinition,
   type ServiceDefinitions,
@@ -15,6 +15,7 @@ import {
   UnknownService,
   checkVersion
 } from "../services/ServiceDefinition.js"
+import { errorCode, errorText } from "../services/ErrorDetails.js"
 
 interface CachedDefinition {
   readonly stamp: string
@@ -23,23 +24,7 @@ interface CachedDefinition {
 
 type Segment = PropertyKey
 
-const renderPath = (path: ReadonlyArray<Segment>): string =>
-  path.length === 0
-    ? "(root)"
-    : path
-      .map((segment, index) =>
-        typeof segment === "number"
-          ? `[${segment}]`
-          : typeof segment === "string" && /^[A-Za-z_][A-Za-z0-9_]*$/.test(segment)
-          ? `${index === 0 ? "" : "."}${segment}`
-          : `[${JSON.stringify(String(segment))}]`
-      )
-      .join("")
 
-const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
-
-const errorCode = (error: unknown): unknown =>
-  typeof error === "object" && error !== null && "code" in error ? error.code : undefined
 
 const modeText = (mode: number): string => `0${(mode & 0o777).toString(8).padStart(3, "0")}`
 
@@ -95,7 +80,7 @@ const mergeAlternatives = (issues: ReadonlyArray<Issue>): ReadonlyArray<Issue> =
     const b = expectedActual.exec(issue.message)
     if (
       previous !== undefined && a !== null && b !== null && a[2] === b[2] &&
-      renderPath(previous.path) === renderPath(issue.path)
+      renderConfigPath(previous.path) === renderConfigPath(issue.path)
     ) {
       // `undefined` is the optional field's own alternative, which JSON cannot express.
       const expected = [a[1], b[1]].filter((alternative) => alternative !== "undefined").join(" | ")
@@ -113,7 +98,7 @@ export const parseServiceDefinition = (
   text: string
 ): Either.Either<ServiceDefinition, ConfigError> => {
   const fail = (path: ReadonlyArray<Segment>, reason: string) =>
-    Either.left(new ConfigError({ file, path: renderPath(path), reason }))
+    Either.left(new ConfigError({ file, path: renderConfigPath(path), reason }))
   let json: unknown
   try {
     // Editors on some systems save a byte-order mark, which JSON.parse rejects.

@@ -1,6 +1,7 @@
 /** Open file descriptors of this process and their soft limit, read from /proc (Linux). */
 import * as Fs from "node:fs"
 import { Effect } from "effect"
+import { errorCode } from "../services/ErrorDetails.js"
 
 /** Open descriptors and the soft `RLIMIT_NOFILE` (`Infinity` when unknown or unlimited). */
 export interface FdCounts {
@@ -25,7 +26,7 @@ export const readFdCounts: Effect.Effect<FdCounts | "exhausted" | "unknown"> = E
     const openFds = Fs.readdirSync("/proc/self/fd").length
     return { openFds, softLimit: softLimitOf(Fs.readFileSync("/proc/self/limits", "utf8")) }
   } catch (error) {
-    const code = error instanceof Error && "code" in error ? error.code : undefined
+    const code = errorCode(error)
     return code === "EMFILE" || code === "ENFILE" ? "exhausted" : "unknown"
   }
 })

@@ -133,6 +133,23 @@ export const HostConfig = Schema.Struct({
 /** The effective configuration. */
 export type HostConfig = typeof HostConfig.Type
 
+/**
+ * Renders a JSON path: `(root)`, dotted names, `["…"]` for keys that are not plain names (such as
+ * component ids with dots) and `[n]` for array items, e.g. `components["middleware.dator"].http.port`.
+ */
+export const renderConfigPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.length === 0
+    ? "(root)"
+    : path
+      .map((segment, index) =>
+        typeof segment === "number"
+          ? `[${segment}]`
+          : typeof segment === "string" && /^[A-Za-z_][A-Za-z0-9_-]*$/.test(segment)
+          ? `${index === 0 ? "" : "."}${segment}`
+          : `[${JSON.stringify(String(segment))}]`
+      )
+      .join("")
+
 /** A configuration problem, named by file, JSON path and reason. Nothing starts while one exists. */
 export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
   file: Schema.String,

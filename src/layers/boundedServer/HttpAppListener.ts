@@ -11,17 +11,13 @@ import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import { Cause, Effect, Exit, Fiber, Option } from "effect"
 import type { Scope } from "effect"
 import type { RequestListener } from "./HttpTransport.js"
+import { pathOf } from "./NodeRequest.js"
 import type { RequestRun, ServerCore } from "./ServerCore.js"
 
 /** What the listener knows of a request before the platform hands it to the app. */
 interface Admitted {
   readonly requestId: string
   readonly route: string
-}
-
-const pathOf = (url: string): string => {
-  const q = url.indexOf("?")
-  return q === -1 ? url : url.slice(0, q)
 }
 
 /** Wraps `app` so each run is tracked, deadline-bound and defect-safe. */

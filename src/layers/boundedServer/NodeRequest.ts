@@ -49,6 +49,12 @@ export const readBody = (source: IncomingMessage, maxBytes: number): Effect.Effe
 
 const decoder = new TextDecoder()
 
+/** The path of a request target, without its query string. */
+export const pathOf = (url: string): string => {
+  const q = url.indexOf("?")
+  return q === -1 ? url : url.slice(0, q)
+}
+
 /** A `node:http` request seen through the bounded interface. */
 export class NodeBoundedRequest implements BoundedRequest {
   private queryCache: URLSearchParams | undefined
@@ -68,11 +74,7 @@ export class NodeBoundedRequest implements BoundedRequest {
     return this.source.url ?? "/"
   }
   get path(): string {
-    if (this.pathCache === undefined) {
-      const url = this.url
-      const q = url.indexOf("?")
-      this.pathCache = q === -1 ? url : url.slice(0, q)
-    }
+    if (this.pathCache === undefined) this.pathCache = pathOf(this.url)
     return this.pathCache
   }
   get query(): URLSearchParams {
