@@ -60,9 +60,10 @@ export const decodeBoundedServerConfig = (
     Effect.mapError((error) =>
       new BoundedServerConfigError({
         source,
-        issues: ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
-          `${issue.path.length === 0 ? "(root)" : issue.path.join(".")}: ${issue.message}`
-        )
+        issues: ParseResult.ArrayFormatter.formatErrorSync(error)
+          // An optional field also reports "Expected undefined": noise next to the real reason.
+          .filter((issue) => !issue.message.startsWith("Expected undefined"))
+          .map((issue) => `${issue.path.length === 0 ? "(root)" : issue.path.join(".")}: ${issue.message}`)
       })
     )
   )

@@ -329,6 +329,7 @@ describe("BoundedServer metrics and config", () => {
       expect(error.issues.some((issue) => issue.startsWith("maxConnections:"))).toBe(true)
       expect(error.issues.some((issue) => issue.startsWith("handlerTimeoutMs:"))).toBe(true)
       expect(error.issues.some((issue) => issue.startsWith("extra:"))).toBe(true)
+      expect(error.issues.filter((issue) => issue.includes("Expected undefined"))).toEqual([])
     }))
 
   it.effect("defaults maxInFlight to maxConnections", () =>
