@@ -9,12 +9,12 @@ import * as Path from "node:path"
 import { Args, Command, Options } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Logger, LogLevel, Option } from "effect"
-import { makeBrokerClient } from "../layers/BrokerClient.js"
-import { renderEffectiveConfig } from "../layers/ConfigLoader.js"
-import { hostPaths, loadConfigFor, runHost } from "../layers/Host.js"
-import { ModuleClientLive } from "../layers/ModuleClient.js"
-import { ProcessLauncherLive } from "../layers/ProcessLauncher.js"
-import type { LifecycleEvent } from "../services/Supervisor.js"
+import { makeBrokerClient } from "../layers/broker/BrokerClient.js"
+import { renderEffectiveConfig } from "../layers/host/ConfigLoader.js"
+import { hostPaths, loadConfigFor, runHost } from "../layers/host/Host.js"
+import { ModuleClientLive } from "../layers/host/ModuleClient.js"
+import { ProcessLauncherLive } from "../layers/host/ProcessLauncher.js"
+import type { LifecycleEvent } from "../services/host/Supervisor.js"
 
 const modulesDir = Path.resolve(import.meta.dirname, "..", "..", "modules")
 

@@ -6,11 +6,11 @@
 import { Command, Options } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Deferred, Effect, Layer, Logger, Option } from "effect"
-import { demoHandler, demoHttpApp } from "../demo/DemoRoutes.js"
-import { makeActor } from "../layers/Actor.js"
-import { serveHandler, serveHttpApp } from "../layers/BoundedServer.js"
-import { makeResourcePressureMonitor } from "../observability/ResourcePressure.js"
-import type { BoundedServerShape } from "../services/BoundedServer.js"
+import { demoHandler, demoHttpApp } from "../layers/demo/DemoRoutes.js"
+import { makeActor } from "../layers/server/Actor.js"
+import { serveHandler, serveHttpApp } from "../layers/server/BoundedServer.js"
+import { makeResourcePressureMonitor } from "../layers/system/ResourcePressure.js"
+import type { BoundedServerShape } from "../services/server/BoundedServer.js"
 
 const optionalInt = (name: string, description: string) =>
   Options.integer(name).pipe(Options.withDescription(description), Options.optional)

@@ -4,7 +4,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Schema } from "effect"
 import { describe, expect, it } from "vitest"
-import { HostConfig } from "../../src/services/HostConfig.js"
+import { HostConfig } from "../../src/services/host/HostConfig.js"
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url))
 const modulesDir = join(repoRoot, "modules")

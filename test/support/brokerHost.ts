@@ -11,7 +11,7 @@ import { Duration, Effect } from "effect"
 import type { Scope } from "effect"
 
 const hostScript = Path.resolve(import.meta.dirname, "../fixtures/broker-host.mjs")
-const builtBroker = Path.resolve(import.meta.dirname, "../../dist/layers/Broker.js")
+const builtBroker = Path.resolve(import.meta.dirname, "../../dist/layers/broker/Broker.js")
 
 /** A broker running in a child process. */
 export interface BrokerHost {

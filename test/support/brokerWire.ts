@@ -6,7 +6,7 @@ import * as Net from "node:net"
 import { performance } from "node:perf_hooks"
 import { Deferred, Duration, Effect, Either, Exit, Queue } from "effect"
 import type { Scope } from "effect"
-import { encodeFrame, FrameDecoder } from "../../src/layers/BrokerFraming.js"
+import { encodeFrame, FrameDecoder } from "../../src/layers/broker/BrokerFraming.js"
 
 /** One reply frame as the broker sent it (a JSON object). */
 export type ReplyFrame = Readonly<Record<string, unknown>>

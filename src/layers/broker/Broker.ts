@@ -1,0 +1,238 @@
+/**
+ * The broker: length-prefixed JSON frames on `run/broker.sock` (0600, in the 0700 run dir), served
+ * by the bounded server's raw connection interface. Each frame must arrive whole within the read
+ * deadline; a bad frame gets `bad_frame` and a closed connection; hellos are rate-limited per
+ * connection and refused `overloaded` while the broker is short of descriptors.
+ */
+import { randomBytes } from "node:crypto"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { Clock, Deferred, Duration, Effect, Either, Option, Ref, Schema } from "effect"
+import type { Scope } from "effect"
+import { readFdCounts } from "../system/FdUsage.js"
+import { type FdPressureState, defaultFdPressurePolicy, initialFdPressureState, step as fdStep } from "../../services/policies/FdPressure.js"
+import { defaultRateLimitPolicy, initialRateLimitState, take as takeToken } from "../../services/policies/RateLimit.js"
+import type { BoundedConnection } from "../../services/server/BoundedConnection.js"
+import type { ServeError, BoundedServerConfigError } from "../../services/server/BoundedServer.js"
+import type { AdminSnapshot, BrokerShape } from "../../services/broker/Broker.js"
+import {
+  type AdminRequest,
+  BrokerErrorCode,
+  BrokerReply,
+  type ErrorReply,
+  type HelloRequest
+} from "../../services/broker/BrokerProtocol.js"
+import type { ProcessLauncher } from "../../services/host/ProcessLauncher.js"
+import { makeBackendRegistry } from "./BackendRegistry.js"
+import { serveConnections } from "../server/BoundedServer.js"
+import { decodeRequest, encodeFrame, FrameDecoder } from "./BrokerFraming.js"
+import { makeServiceDefinitions } from "./ServiceDefinitions.js"
+import { errorCode } from "../../services/system/ErrorDetails.js"
+
+/** Where the broker lives and how patient it is. */
+export interface BrokerOptions {
+  readonly dataDir: string
+  /** Time to receive one complete frame (a silent or trickling peer is closed after it). */
+  readonly readDeadlineMs?: number
+  readonly maxConnections?: number
+  /** Called on `admin shutdown` (the host stops itself). */
+  readonly onShutdown?: Effect.Effect<void>
+}
+
+const codes: ReadonlyArray<BrokerErrorCode> = BrokerErrorCode.literals
+
+interface Counters {
+  readonly hellos: number
+  readonly rejects: Readonly<Record<BrokerErrorCode, number>>
+}
+
+const encodeReply = (reply: BrokerReply): Uint8Array => {
+  const encoded = encodeFrame(Schema.encodeSync(BrokerReply)(reply))
+  if (Either.isRight(encoded)) return encoded.right
+  // Only an echoed, enormous request_id can make a reply too large: answer without it.
+  const fallback = encodeFrame({ type: "error", code: "bad_frame", message: "reply too large (request_id too long?)" })
+  return Either.getOrElse(fallback, () => new Uint8Array(0))
+}
+
+/** Starts the broker in the current scope; closing the scope drains it and stops its backends. */
+export const makeBroker = (
+  options: BrokerOptions
+): Effect.Effect<BrokerShape, ServeError | BoundedServerConfigError, ProcessLauncher | Scope.Scope> =>
+  Effect.gen(function*() {
+    const runDir = Path.join(options.dataDir, "run")
+    const socketPath = Path.join(runDir, "broker.sock")
+    Fs.mkdirSync(runDir, { recursive: true, mode: 0o700 })
+    Fs.chmodSync(runDir, 0o700)
+    const definitions = yield* makeServiceDefinitions(Path.join(options.dataDir, "services"))
+    const registry = yield* makeBackendRegistry({ runDir, logsDir: Path.join(options.dataDir, "logs"), definitions })
+    const instance = `broker-${randomBytes(4).toString("hex")}`
+    const startedAt = yield* Clock.currentTimeMillis
+    const readDeadlineMs = options.readDeadlineMs ?? 10_000
+    const counters = yield* Ref.make<Counters>({
+      hellos: 0,
+      rejects: Object.fromEntries(codes.map((code) => [code, 0])) as Record<BrokerErrorCode, number>
+    })
+    const fdGuard = yield* Ref.make<FdPressureState>(initialFdPressureState)
+    const rateLimits = yield* Ref.make(initialRateLimitState)
+    const accepting = yield* Ref.make(true)
+    // Completed when the broker starts draining: a connection idle between frames ends at once.
+    const draining = yield* Deferred.make<void>()
+    const openConnections = yield* Ref.make(0)
+
+    const observeFds = (event: "Accepted" | "Sampled") =>
+      Effect.flatMap(readFdCounts, (usage) =>
+        usage === "unknown"
+          ? Effect.void
+          : Ref.update(fdGuard, (state) =>
+            fdStep(
+              defaultFdPressurePolicy,
+              state,
+              usage === "exhausted" ? { _tag: "AcceptFailed", code: "EMFILE" } : { _tag: event, ...usage }
+            ).state))
+
+    const reject = (code: BrokerErrorCode, message: string, requestId: string | undefined, retryAfterMs?: number): Effect.Effect<ErrorReply> =>
+      Effect.as(
+        Ref.update(counters, (c) => ({ ...c, rejects: { ...c.rejects, [code]: c.rejects[code] + 1 } })),
+        {
+          type: "error",
+          code,
+          message,
+          ...(requestId === undefined ? {} : { request_id: requestId }),
+          ...(retryAfterMs === undefined ? {} : { retry_after_ms: retryAfterMs })
+        } as const
+      )
+
+    const hello = (request: HelloRequest, peer: string): Effect.Effect<BrokerReply> =>
+      Effect.gen(function*() {
+        yield* Ref.update(counters, (c) => ({ ...c, hellos: c.hellos + 1 }))
+        const guard = yield* Ref.get(fdGuard)
+        if (guard.demoted) {
+          return yield* reject("overloaded", `broker is short of file descriptors (${guard.lastReason ?? "demoted"})`, request.request_id, defaultFdPressurePolicy.retryAfterMs)
+        }
+        const now = yield* Clock.currentTimeMillis
+        const decision = yield* Ref.modify(rateLimits, (state) => {
+          const { decision, state: next } = takeToken(defaultRateLimitPolicy, state, peer, now)
+          return [decision, next] as const
+        })
+        if (!decision.allowed) {
+          return yield* reject("rate_limited", `too many hellos from this connection`, request.request_id, decision.retryAfterMs)
+        }
+        const acquired = yield* Effect.either(registry.acquire(request.service, request.version))
+        if (Either.isLeft(acquired)) {
+          const error = acquired.left
+          return yield* reject(error.code, error.message, request.request_id, error.retryAfterMs)
+        }
+        const backend = acquired.right
+        return {
+          type: "hello.ok",
+          ...(request.request_id === undefined ? {} : { request_id: request.request_id }),
+          service: request.service,
+          version: backend.version,
+          endpoint: backend.endpoint,
+          instance: backend.instance,
+          launched: backend.launched
+        } as const
+      })
+
+    const snapshot: Effect.Effect<AdminSnapshot> = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const c = yield* Ref.get(counters)
+      const guard = yield* Ref.get(fdGuard)
+      const registryCounters = yield* registry.counters
+      return {
+        instance,
+        pid: process.pid,
+        socket: socketPath,
+        uptime_sec: Math.round((now - startedAt) / 100) / 10,
+        accepting: yield* Ref.get(accepting),
+        connections_open: yield* Ref.get(openConnections),
+        demoted: guard.demoted,
+        backends: yield* registry.snapshot,
+        spawn_budgets: yield* registry.spawnBudgets,
+        counters: {
+          hellos: c.hellos,
+          launches: registryCounters.launches,
+          coalesced_waits: registryCounters.coalescedWaits,
+          launch_failures: registryCounters.launchFailures,
+          demotions: guard.demotions,
+          recoveries: guard.recoveries,
+          rejects: c.rejects
+        }
+      }
+    })
+
+    const admin = (request: AdminRequest): Effect.Effect<BrokerReply> =>
+      Effect.gen(function*() {
+        const body: unknown = yield* (() => {
+          switch (request.verb) {
+            case "status":
+            case "metrics":
+              return snapshot
+            case "healthz":
+              return Effect.succeed({ status: "ok" })
+            case "readyz":
+              return Effect.map(Effect.all([Ref.get(accepting), Ref.get(fdGuard)]), ([open, guard]) => ({ ready: open && !guard.demoted }))
+            case "shutdown":
+              return Effect.as(Effect.forkDaemon(options.onShutdown ?? Effect.void), { accepted: true })
+          }
+        })()
+        return { type: `admin.${request.verb}`, ...(request.request_id === undefined ? {} : { request_id: request.request_id }), body } as const
+      })
+
+    /** Reads the next whole frame within the read deadline; `None` once the peer has finished. */
+    const serve = (connection: BoundedConnection): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        yield* Ref.update(openConnections, (n) => n + 1)
+        yield* observeFds("Accepted")
+        const decoder = new FrameDecoder()
+        while (true) {
+          const deadline = (yield* Clock.currentTimeMillis) + readDeadlineMs
+          let results: ReadonlyArray<Either.Either<unknown, { readonly message: string }>> = []
+          while (results.length === 0) {
+            const remaining = deadline - (yield* Clock.currentTimeMillis)
+            const read = connection.read.pipe(
+              Effect.timeout(Duration.millis(Math.max(1, remaining))),
+              Effect.option,
+              Effect.map(Option.flatten),
+              Effect.orElseSucceed(() => Option.none<Uint8Array>())
+            )
+            const chunk = yield* (decoder.pending() === 0
+              ? Effect.raceFirst(read, Effect.as(Deferred.await(draining), Option.none<Uint8Array>()))
+              : read)
+            if (Option.isNone(chunk)) return
+            results = decoder.push(chunk.value)
+          }
+          for (const result of results) {
+            if (Either.isLeft(result)) {
+              const error = yield* reject("bad_frame", result.left.message, undefined)
+              yield* connection.write(encodeReply(error)).pipe(Effect.ignore)
+              return
+            }
+            const request = decodeRequest(result.right)
+            if (Either.isLeft(request)) {
+              const { code, message, request_id } = request.left
+              const error = yield* reject(code, message, request_id)
+              yield* connection.write(encodeReply(error)).pipe(Effect.ignore)
+              if (code === "bad_frame") return
+              continue
+            }
+            const reply = request.right.type === "hello" ? yield* hello(request.right, connection.id) : yield* admin(request.right)
+            yield* connection.write(encodeReply(reply)).pipe(Effect.ignore)
+          }
+        }
+      }).pipe(Effect.ensuring(Ref.update(openConnections, (n) => n - 1)))
+
+    yield* serveConnections(
+      { name: "broker", path: socketPath, maxConnections: options.maxConnections ?? 256, handlerTimeoutMs: 3_600_000 },
+      serve,
+      {
+        overCapacityReply: encodeReply({ type: "error", code: "overloaded", message: "broker at its connection limit", retry_after_ms: 100 }),
+        onAcceptError: (error) =>
+          Ref.update(fdGuard, (state) =>
+            fdStep(defaultFdPressurePolicy, state, { _tag: "AcceptFailed", code: errorCode(error) ?? "UNKNOWN" }).state)
+      }
+    )
+    Fs.chmodSync(socketPath, 0o600)
+    yield* Effect.addFinalizer(() => Effect.zipRight(Ref.set(accepting, false), Deferred.succeed(draining, undefined)))
+    return { socketPath, snapshot }
+  })

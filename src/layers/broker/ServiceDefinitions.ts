@@ -1,0 +1,173 @@
+/**
+ * ServiceDefinitions: reads `<dir>/<name>.service.json` on demand, decodes it with Schema and keeps
+ * it until the file changes (inode, size, mtime or ctime), so an edited definition is honoured by
+ * the next hello without a restart. A directory or file writable by group or others is refused.
+ */
+import * as Fs from "node:fs/promises"
+import * as Path from "node:path"
+import { Effect, Either, ParseResult, Ref, Schema } from "effect"
+import { ServiceName } from "../../services/broker/BrokerProtocol.js"
+import { ConfigError, renderConfigPath } from "../../services/host/HostConfig.js"
+import {
+  ServiceDefinition,
+  type ServiceDefinitions,
+  serviceDefinitionSuffix,
+  UnknownService,
+  checkVersion
+} from "../../services/broker/ServiceDefinition.js"
+import { errorCode, errorText } from "../../services/system/ErrorDetails.js"
+
+interface CachedDefinition {
+  readonly stamp: string
+  readonly result: Either.Either<ServiceDefinition, ConfigError>
+}
+
+type Segment = PropertyKey
+
+
+
+const modeText = (mode: number): string => `0${(mode & 0o777).toString(8).padStart(3, "0")}`
+
+const isServiceName = Schema.is(ServiceName)
+
+const decodeDefinition = Schema.decodeUnknownEither(ServiceDefinition, { errors: "all", onExcessProperty: "error" })
+
+const placeholderKinds: ReadonlyArray<readonly [string, "unix" | "tcp"]> = [["{path}", "unix"], ["{port}", "tcp"]]
+
+/** Checks that need the whole definition and the file name; the first problem, if any. */
+const crossCheck = (
+  definition: ServiceDefinition,
+  baseName: string
+): { readonly path: ReadonlyArray<Segment>; readonly reason: string } | undefined => {
+  if (definition.name !== baseName) {
+    return {
+      path: ["name"],
+      reason: `must equal the file's base name ${JSON.stringify(baseName)}, got ${JSON.stringify(definition.name)}`
+    }
+  }
+  const texts: ReadonlyArray<readonly [ReadonlyArray<Segment>, string]> = [
+    ...definition.launch.args.map((arg, index) => [["launch", "args", index], arg] as const),
+    ...Object.entries(definition.launch.env).map(([name, value]) => [["launch", "env", name], value] as const)
+  ]
+  for (const [path, text] of texts) {
+    for (const [placeholder, kind] of placeholderKinds) {
+      if (text.includes(placeholder) && definition.endpoint.kind !== kind) {
+        return { path, reason: `${placeholder} is only available when endpoint.kind is "${kind}"` }
+      }
+    }
+  }
+  const own = checkVersion(definition, undefined)
+  if (Either.isLeft(own)) return { path: ["default_version"], reason: own.left.message }
+  return undefined
+}
+
+interface Issue {
+  readonly path: ReadonlyArray<Segment>
+  readonly message: string
+}
+
+const expectedActual = /^Expected (.*), actual (.*)$/s
+
+/**
+ * A value that matches no member of a union gets one issue per member at the same path
+ * (`Expected "unix", actual "udp"`, `Expected "tcp", actual "udp"`); they read better as one.
+ */
+const mergeAlternatives = (issues: ReadonlyArray<Issue>): ReadonlyArray<Issue> => {
+  const merged: Array<Issue> = []
+  for (const issue of issues) {
+    const previous = merged.at(-1)
+    const a = previous === undefined ? null : expectedActual.exec(previous.message)
+    const b = expectedActual.exec(issue.message)
+    if (
+      previous !== undefined && a !== null && b !== null && a[2] === b[2] &&
+      renderConfigPath(previous.path) === renderConfigPath(issue.path)
+    ) {
+      // `undefined` is the optional field's own alternative, which JSON cannot express.
+      const expected = [a[1], b[1]].filter((alternative) => alternative !== "undefined").join(" | ")
+      merged[merged.length - 1] = { path: previous.path, message: `Expected ${expected}, actual ${b[2]}` }
+    } else {
+      merged.push(issue)
+    }
+  }
+  return merged
+}
+
+/** Decodes the text of `file` (pure); errors name the file and the JSON path. */
+export const parseServiceDefinition = (
+  file: string,
+  text: string
+): Either.Either<ServiceDefinition, ConfigError> => {
+  const fail = (path: ReadonlyArray<Segment>, reason: string) =>
+    Either.left(new ConfigError({ file, path: renderConfigPath(path), reason }))
+  let json: unknown
+  try {
+    // Editors on some systems save a byte-order mark, which JSON.parse rejects.
+    json = JSON.parse(text.startsWith("\uFEFF") ? text.slice(1) : text)
+  } catch (error) {
+    return fail([], `invalid JSON: ${errorText(error)}`)
+  }
+  const decoded = decodeDefinition(json)
+  if (Either.isLeft(decoded)) {
+    const issues = mergeAlternatives(ParseResult.ArrayFormatter.formatErrorSync(decoded.left))
+    const [first] = issues
+    if (first === undefined) return fail([], "does not match the service definition schema")
+    const more = issues.length - 1
+    return fail(first.path, more === 0 ? first.message : `${first.message} (and ${more} more problem${more === 1 ? "" : "s"})`)
+  }
+  const problem = crossCheck(decoded.right, Path.basename(file).slice(0, -serviceDefinitionSuffix.length))
+  return problem === undefined ? Either.right(decoded.right) : fail(problem.path, problem.reason)
+}
+
+/** A reader of `dir` (made absolute) with its own cache. Nothing is read until the first lookup. */
+export const makeServiceDefinitions = (dir: string): Effect.Effect<ServiceDefinitions> =>
+  Effect.gen(function*() {
+    const root = Path.resolve(dir)
+    const cache = yield* Ref.make<ReadonlyMap<string, CachedDefinition>>(new Map())
+
+    const refuseWritable = (what: "directory" | "file", path: string, mode: number) =>
+      (mode & 0o022) === 0
+        ? Effect.void
+        : Effect.fail(new ConfigError({
+          file: path,
+          path: "(root)",
+          reason: `${what} is writable by group or others (mode ${modeText(mode)}); ` +
+            `anyone who can write it can make the broker run their program: chmod go-w ${path}`
+        }))
+
+    const unknown = (name: string, file: string, reason: string) => Effect.fail(new UnknownService({ service: name, file, reason }))
+
+    const lookup = (name: string): Effect.Effect<ServiceDefinition, ConfigError | UnknownService> =>
+      Effect.gen(function*() {
+        const file = Path.join(root, `${name}${serviceDefinitionSuffix}`)
+        if (!isServiceName(name)) {
+          return yield* unknown(name, file, "a service name is 1 to 64 of a-z, 0-9 and -")
+        }
+        const dirStat = yield* Effect.tryPromise(() => Fs.stat(root)).pipe(Effect.either)
+        if (Either.isLeft(dirStat)) {
+          return yield* errorCode(dirStat.left.error) === "ENOENT"
+            ? unknown(name, file, `the services directory ${root} does not exist`)
+            : Effect.fail(new ConfigError({ file: root, path: "(root)", reason: `cannot read directory: ${errorText(dirStat.left.error)}` }))
+        }
+        yield* refuseWritable("directory", root, dirStat.right.mode)
+        const stat = yield* Effect.tryPromise(() => Fs.stat(file, { bigint: true })).pipe(Effect.either)
+        if (Either.isLeft(stat)) {
+          return yield* errorCode(stat.left.error) === "ENOENT"
+            ? unknown(name, file, `no definition file ${file}`)
+            : Effect.fail(new ConfigError({ file, path: "(root)", reason: `cannot read file: ${errorText(stat.left.error)}` }))
+        }
+        if (!stat.right.isFile()) return yield* Effect.fail(new ConfigError({ file, path: "(root)", reason: "is not a regular file" }))
+        yield* refuseWritable("file", file, Number(stat.right.mode))
+        const { ctimeNs, ino, mtimeNs, size } = stat.right
+        const stamp = `${ino}:${size}:${mtimeNs}:${ctimeNs}`
+        const cached = (yield* Ref.get(cache)).get(name)
+        if (cached !== undefined && cached.stamp === stamp) return yield* cached.result
+        const text = yield* Effect.tryPromise(() => Fs.readFile(file, "utf8")).pipe(
+          Effect.mapError((error) => new ConfigError({ file, path: "(root)", reason: `cannot read file: ${errorText(error.error)}` }))
+        )
+        const result = parseServiceDefinition(file, text)
+        yield* Ref.update(cache, (map) => new Map(map).set(name, { stamp, result }))
+        return yield* result
+      })
+
+    return { dir: root, lookup }
+  })

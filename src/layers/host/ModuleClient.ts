@@ -1,0 +1,242 @@
+/**
+ * ModuleClientLive: HTTP JSON to modules over `node:http`, through one keep-alive agent per client
+ * (bounded sockets per endpoint, destroyed with the layer's scope). Every call has a deadline, counts
+ * the body while it streams, and destroys its socket when it times out, overflows or is interrupted.
+ */
+import * as Http from "node:http"
+import { Data, Effect, Layer, Schema } from "effect"
+import type { Scope } from "effect"
+import { LoopbackEndpoint } from "../../services/host/HostConfig.js"
+import {
+  type CallLimits,
+  ModuleCallError,
+  ModuleClient,
+  type ModuleClientShape,
+  type ModuleReply
+} from "../../services/host/ModuleClient.js"
+import { errorCode } from "../../services/system/ErrorDetails.js"
+
+/** Sockets the agent opens at most per endpoint when no other bound is given; more calls queue in the agent. */
+export const defaultMaxSocketsPerEndpoint = 32
+
+/** Characters of a body quoted in an error message. */
+const snippetLength = 200
+
+/** Options of a module client. */
+export interface ModuleClientOptions {
+  /** Sockets open at most per endpoint (default `defaultMaxSocketsPerEndpoint`). */
+  readonly maxSocketsPerEndpoint?: number
+}
+
+interface Target {
+  readonly host: string
+  readonly port: number
+}
+
+interface RawReply {
+  readonly status: number
+  readonly body: Buffer
+}
+
+/** The module closed a kept-alive socket just as it was reused: the request never reached it. */
+class StaleSocket extends Data.TaggedError("StaleSocket")<{ readonly message: string }> {}
+
+const isLoopbackEndpoint = Schema.is(LoopbackEndpoint)
+
+const loopbackTarget = (endpoint: string): Target | undefined => {
+  if (!isLoopbackEndpoint(endpoint)) return undefined
+  try {
+    const url = new URL(endpoint)
+    return { host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(url.port) }
+  } catch {
+    return undefined
+  }
+}
+
+const snippet = (text: string): string => {
+  const flat = text.replace(/\s+/g, " ").trim()
+  return flat.length > snippetLength ? `${flat.slice(0, snippetLength)}…` : flat
+}
+
+const resetCodes = new Set(["ECONNRESET", "EPIPE"])
+
+
+/** One request/response exchange on the agent, with a deadline and a streaming size cap. */
+const exchange = (
+  agent: Http.Agent,
+  target: Target,
+  method: "GET" | "POST",
+  endpoint: string,
+  path: string,
+  body: Buffer | undefined,
+  limits: CallLimits,
+  retryOnStale: boolean
+): Effect.Effect<RawReply, ModuleCallError | StaleSocket> =>
+  Effect.async<RawReply, ModuleCallError | StaleSocket>((resume) => {
+    const where = `${method} ${endpoint}${path}`
+    let settled = false
+    let answered = false
+    const headers: Record<string, string | number> = { accept: "application/json" }
+    if (body !== undefined) {
+      headers["content-type"] = "application/json"
+      headers["content-length"] = body.length
+    }
+    const request = Http.request({ agent, host: target.host, port: target.port, method, path, headers })
+
+    const settle = (effect: Effect.Effect<RawReply, ModuleCallError | StaleSocket>): void => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      resume(effect)
+    }
+    const fail = (reason: ModuleCallError["reason"], message: string, status?: number): void =>
+      settle(Effect.fail(
+        new ModuleCallError({
+          endpoint,
+          path,
+          reason,
+          message: `${where}: ${message}`,
+          ...(status === undefined ? {} : { status })
+        })
+      ))
+    const abandon = (reason: ModuleCallError["reason"], message: string): void => {
+      fail(reason, message)
+      request.destroy()
+    }
+
+    const timer = setTimeout(() => abandon("Timeout", `no complete answer within ${limits.timeoutMs} ms`), limits.timeoutMs)
+
+    request.on("error", (error) => {
+      if (settled) return
+      const code = errorCode(error)
+      if (retryOnStale && request.reusedSocket && !answered && code !== undefined && resetCodes.has(code)) {
+        settle(Effect.fail(new StaleSocket({ message: error.message })))
+      } else {
+        fail("Unreachable", `${error.message}${code === undefined || error.message.includes(code) ? "" : ` (${code})`}`)
+      }
+    })
+    request.on("response", (response) => {
+      answered = true
+      const status = response.statusCode ?? 0
+      const declared = Number(response.headers["content-length"])
+      if (Number.isFinite(declared) && declared > limits.maxResponseBytes) {
+        abandon("TooLarge", `answer of ${declared} bytes exceeds max_response_bytes ${limits.maxResponseBytes}`)
+        return
+      }
+      const chunks: Array<Buffer> = []
+      let received = 0
+      response.on("data", (chunk: Buffer) => {
+        if (settled) return
+        received += chunk.length
+        if (received > limits.maxResponseBytes) {
+          abandon("TooLarge", `answer exceeds max_response_bytes ${limits.maxResponseBytes} (aborted while streaming)`)
+          return
+        }
+        chunks.push(chunk)
+      })
+      response.on("end", () => settle(Effect.succeed({ status, body: Buffer.concat(chunks, received) })))
+      // A socket closed mid-body surfaces here; the `close` check below reports it.
+      response.on("error", () => undefined)
+      response.on("close", () => {
+        if (!response.complete) fail("Unreachable", "the connection closed before the answer was complete")
+      })
+    })
+    request.end(body)
+
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      if (!settled) {
+        settled = true
+        request.destroy()
+      }
+    })
+  })
+
+const call = (
+  agent: Http.Agent,
+  method: "GET" | "POST",
+  endpoint: string,
+  path: string,
+  body: Buffer | undefined,
+  limits: CallLimits
+): Effect.Effect<RawReply, ModuleCallError> => {
+  const target = loopbackTarget(endpoint)
+  if (target === undefined) {
+    return Effect.fail(
+      new ModuleCallError({
+        endpoint,
+        path,
+        reason: "Unreachable",
+        message: `${method} ${endpoint}${path}: not a loopback endpoint (modules are only reached on 127.0.0.1, localhost or [::1])`
+      })
+    )
+  }
+  if (!path.startsWith("/")) {
+    return Effect.fail(
+      new ModuleCallError({ endpoint, path, reason: "Unreachable", message: `${method} ${endpoint}: path "${path}" must start with "/"` })
+    )
+  }
+  // Node's documented remedy for the keep-alive race: a reused socket reset before any answer means
+  // the module closed it while idle, so the request goes once more on a fresh connection.
+  return exchange(agent, target, method, endpoint, path, body, limits, true).pipe(
+    Effect.catchTag("StaleSocket", () => exchange(agent, target, method, endpoint, path, body, limits, false)),
+    Effect.catchTag("StaleSocket", (stale) =>
+      Effect.fail(new ModuleCallError({ endpoint, path, reason: "Unreachable", message: `${method} ${endpoint}${path}: ${stale.message}` })))
+  )
+}
+
+const readGet = ({ body, status }: RawReply): ModuleReply => {
+  const text = body.toString("utf8")
+  if (text.length === 0) return { status, body: null }
+  try {
+    return { status, body: JSON.parse(text) as unknown }
+  } catch {
+    return { status, body: text }
+  }
+}
+
+const readPost = (endpoint: string, path: string, { body, status }: RawReply): Effect.Effect<ModuleReply, ModuleCallError> => {
+  const text = body.toString("utf8")
+  if (status < 200 || status > 299) {
+    return Effect.fail(
+      new ModuleCallError({
+        endpoint,
+        path,
+        reason: "Status",
+        status,
+        message: `POST ${endpoint}${path}: answered ${status}: ${snippet(text) || "(empty body)"}`
+      })
+    )
+  }
+  if (text.length === 0) return Effect.succeed({ status, body: null })
+  try {
+    return Effect.succeed({ status, body: JSON.parse(text) as unknown })
+  } catch {
+    return Effect.fail(
+      new ModuleCallError({ endpoint, path, reason: "BadJson", status, message: `POST ${endpoint}${path}: answer is not JSON: ${snippet(text)}` })
+    )
+  }
+}
+
+/** Builds a module client whose keep-alive agent is destroyed (every socket closed) when the scope closes. */
+export const makeModuleClient = (options: ModuleClientOptions = {}): Effect.Effect<ModuleClientShape, never, Scope.Scope> =>
+  Effect.map(
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const maxSockets = options.maxSocketsPerEndpoint ?? defaultMaxSocketsPerEndpoint
+        return new Http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: "lifo" })
+      }),
+      (agent) => Effect.sync(() => agent.destroy())
+    ),
+    (agent): ModuleClientShape => ({
+      get: (endpoint, path, limits) => Effect.map(call(agent, "GET", endpoint, path, undefined, limits), readGet),
+      postJson: (endpoint, path, body, limits) =>
+        Effect.suspend(() => {
+          const encoded = JSON.stringify(body)
+          return call(agent, "POST", endpoint, path, Buffer.from(encoded === undefined ? "null" : encoded, "utf8"), limits)
+        }).pipe(Effect.flatMap((reply) => readPost(endpoint, path, reply)))
+    })
+  )
+
+/** The real module client: `node:http`, keep-alive, at most `defaultMaxSocketsPerEndpoint` sockets per endpoint. */
+export const ModuleClientLive: Layer.Layer<ModuleClient> = Layer.scoped(ModuleClient, makeModuleClient())
