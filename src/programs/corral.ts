@@ -14,6 +14,7 @@ import { renderEffectiveConfig } from "../layers/host/ConfigLoader.js"
 import { hostPaths, loadConfigFor, runHost } from "../layers/host/Host.js"
 import { ModuleClientLive } from "../layers/host/ModuleClient.js"
 import { ProcessLauncherLive } from "../layers/host/ProcessLauncher.js"
+import { LoopbackPortsLive } from "../layers/system/LoopbackPorts.js"
 import type { LifecycleEvent } from "../services/host/Supervisor.js"
 
 const modulesDir = Path.resolve(import.meta.dirname, "..", "..", "modules")
@@ -64,7 +65,7 @@ const up = Command.make("up", { dataDir: dataDirOption }, ({ dataDir }) =>
     return yield* Effect.never
   }).pipe(
     Effect.scoped,
-    Effect.provide(Layer.mergeAll(ProcessLauncherLive, ModuleClientLive)),
+    Effect.provide(Layer.mergeAll(ProcessLauncherLive, ModuleClientLive, LoopbackPortsLive)),
     Effect.catchTags({
       ConfigError: (error) => failWith(`corral: config error: ${error.message}; nothing was started`),
       ServeError: (error) => failWith(`corral: cannot listen on ${error.address}: ${error.message}`),

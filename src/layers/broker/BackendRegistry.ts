@@ -11,7 +11,7 @@ import * as Path from "node:path"
 import { Cause, Clock, Deferred, Effect, Either, Exit, Option, Ref, Schedule, Schema, Scope } from "effect"
 import type { Endpoint } from "../../services/broker/BrokerProtocol.js"
 import type { ConfigError } from "../../services/host/HostConfig.js"
-import { type ChildHandle, type ExitInfo, type LaunchSpec, ProcessLauncher } from "../../services/host/ProcessLauncher.js"
+import { type ChildHandle, describeExit, type ExitInfo, type LaunchSpec, ProcessLauncher } from "../../services/host/ProcessLauncher.js"
 import { checkVersion, type ServiceDefinition, type ServiceDefinitions, type UnknownService } from "../../services/broker/ServiceDefinition.js"
 import {
   defaultSpawnBudgetPolicy,
@@ -21,8 +21,9 @@ import {
   tryLaunch,
   usageByKey
 } from "../../services/policies/SpawnBudget.js"
-import { makeLoopbackPorts } from "../system/LoopbackPorts.js"
+import { LoopbackPorts } from "../../services/system/LoopbackPorts.js"
 import { errorCode, errorText } from "../../services/system/ErrorDetails.js"
+import { substitutePlaceholders } from "../../services/system/Placeholders.js"
 
 /** The broker error codes an acquire can fail with. */
 export const BackendErrorCode = Schema.Literal("unknown_service", "version_blocked", "launch_failed")
@@ -249,9 +250,6 @@ interface LaunchPlan {
   readonly definition: ServiceDefinition
 }
 
-const substitute = (text: string, values: Readonly<Record<string, string>>): string =>
-  Object.entries(values).reduce((acc, [placeholder, value]) => acc.split(placeholder).join(value), text)
-
 const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
 
 /** The launch config that shapes a process; a change to it is a new backend. */
@@ -266,9 +264,6 @@ const launchFingerprint = (definition: ServiceDefinition, executable: string): s
 
 const endpointText = (endpoint: Endpoint): string =>
   endpoint.kind === "unix" ? endpoint.path : `${endpoint.host}:${endpoint.port}`
-
-const describeExit = (info: ExitInfo): string =>
-  info.signal !== null ? `killed by ${info.signal}` : `exited with code ${info.code ?? "unknown"}`
 
 const idleExitMs = (definition: ServiceDefinition): number | undefined =>
   definition.idle_exit_sec === undefined ? undefined : definition.idle_exit_sec * 1000
@@ -319,11 +314,11 @@ const hashFile = (file: string): Effect.Effect<string, unknown> =>
  */
 export const makeBackendRegistry = (
   options: BackendRegistryOptions
-): Effect.Effect<BackendRegistry, never, ProcessLauncher | Scope.Scope> =>
+): Effect.Effect<BackendRegistry, never, ProcessLauncher | LoopbackPorts | Scope.Scope> =>
   Effect.gen(function*() {
     const launcher = yield* ProcessLauncher
     const registryScope = yield* Effect.scope
-    const ports = yield* makeLoopbackPorts
+    const ports = yield* LoopbackPorts
     const { definitions } = options
     const backendsDir = Path.join(Path.resolve(options.runDir), "backends")
     const logsDir = Path.resolve(options.logsDir)
@@ -482,18 +477,18 @@ export const makeBackendRegistry = (
           }
           yield* updateStarting(starting, { endpoint })
           const values = {
-            "{version}": version,
-            "{endpoint}": endpointText(endpoint),
-            "{path}": endpoint.kind === "unix" ? endpoint.path : "",
-            "{port}": endpoint.kind === "tcp" ? String(endpoint.port) : ""
+            version,
+            endpoint: endpointText(endpoint),
+            path: endpoint.kind === "unix" ? endpoint.path : "",
+            port: endpoint.kind === "tcp" ? String(endpoint.port) : ""
           }
           const env: Record<string, string> = {}
-          for (const [name, value] of Object.entries(definition.launch.env)) env[name] = substitute(value, values)
+          for (const [name, value] of Object.entries(definition.launch.env)) env[name] = substitutePlaceholders(value, values)
           env.CORRAL_BACKEND_ENDPOINT = endpointText(endpoint)
           const spec: LaunchSpec = {
             name: `backend ${service} ${version}`,
             executable: plan.executable,
-            args: definition.launch.args.map((arg) => substitute(arg, values)),
+            args: definition.launch.args.map((arg) => substitutePlaceholders(arg, values)),
             env,
             sandbox: definition.sandbox_profile,
             logFile: Path.join(logsDir, `backend-${service}.log`)
@@ -731,7 +726,7 @@ export const makeBackendRegistry = (
           checkVersion(definition, requested),
           (blocked) => fail(blocked.code, service, blocked.message)
         )
-        const executable = substitute(definition.launch.executable, { "{version}": version })
+        const executable = substitutePlaceholders(definition.launch.executable, { version })
         const digest = yield* executableDigest({ service, version, executable, definition })
         const key = `${service}@${version}/sha256:${digest}/launch:${launchFingerprint(definition, executable)}`
         return yield* acquireKey({ key, service, version, executable, definition }, 0)

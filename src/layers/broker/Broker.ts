@@ -23,6 +23,7 @@ import {
   type HelloRequest
 } from "../../services/broker/BrokerProtocol.js"
 import type { ProcessLauncher } from "../../services/host/ProcessLauncher.js"
+import type { LoopbackPorts } from "../../services/system/LoopbackPorts.js"
 import { makeBackendRegistry } from "./BackendRegistry.js"
 import { serveConnections } from "../server/BoundedServer.js"
 import { decodeRequest, encodeFrame, FrameDecoder } from "./BrokerFraming.js"
@@ -57,7 +58,7 @@ const encodeReply = (reply: BrokerReply): Uint8Array => {
 /** Starts the broker in the current scope; closing the scope drains it and stops its backends. */
 export const makeBroker = (
   options: BrokerOptions
-): Effect.Effect<BrokerShape, ServeError | BoundedServerConfigError, ProcessLauncher | Scope.Scope> =>
+): Effect.Effect<BrokerShape, ServeError | BoundedServerConfigError, ProcessLauncher | LoopbackPorts | Scope.Scope> =>
   Effect.gen(function*() {
     const runDir = Path.join(options.dataDir, "run")
     const socketPath = Path.join(runDir, "broker.sock")

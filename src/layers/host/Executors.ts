@@ -4,22 +4,17 @@
  * anything but a valid decision is an `ExecutorError` naming the component, never a pass.
  */
 import { Effect, Inspectable, Option, ParseResult, Predicate, Schema } from "effect"
-import type { Phase } from "../../services/host/Component.js"
+import type { ComponentRoute, Phase } from "../../services/host/Component.js"
 import { isRoutable } from "../../services/host/Component.js"
 import { ExecutorError, type Executor, type InProcessFunction } from "../../services/host/Executor.js"
 import { type ComponentConfig, ConfigError, HttpConfig } from "../../services/host/HostConfig.js"
 import { MiddlewareDecision, type WorkflowEnvelope } from "../../services/host/MiddlewareContract.js"
 import type { CallLimits, ModuleCallError, ModuleClientShape } from "../../services/host/ModuleClient.js"
-import { type LaunchError, ProcessLauncher } from "../../services/host/ProcessLauncher.js"
+import { describeExit, type LaunchError, ProcessLauncher } from "../../services/host/ProcessLauncher.js"
 
 /** A component as the executors see it: its config with its id filled in. */
 export type ExecutorComponent = ComponentConfig & { readonly id: string }
 
-/** Where a supervised component can be reached right now. */
-export interface ComponentRoute {
-  readonly phase: Phase
-  readonly endpoint: string | null
-}
 
 /** `http` defaults (request_timeout_ms 5000, max_response_bytes 65536, invoke_path `/v1/middleware/invoke`) for a component without `http`. */
 export const defaultHttpConfig: HttpConfig = Schema.decodeSync(HttpConfig)({})
@@ -159,9 +154,6 @@ export interface CommandStdioOptions {
   /** Where the process's stderr (and stdout) is appended; omitted: kept in memory only. */
   readonly logFile?: string
 }
-
-const describeExit = (exit: { readonly code: number | null; readonly signal: string | null }): string =>
-  exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code ?? "unknown"}`
 
 /**
  * A `command_stdio` executor: one process per invocation, the envelope JSON on stdin, the decision

@@ -15,6 +15,7 @@ import type { InProcessFunction, Executor } from "../../services/host/Executor.j
 import type { ConfigError, HostConfig } from "../../services/host/HostConfig.js"
 import type { ModuleClient } from "../../services/host/ModuleClient.js"
 import type { ProcessLauncher } from "../../services/host/ProcessLauncher.js"
+import type { LoopbackPorts } from "../../services/system/LoopbackPorts.js"
 import type { LifecycleEvent, SupervisorShape } from "../../services/host/Supervisor.js"
 import { ModuleClient as ModuleClientTag } from "../../services/host/ModuleClient.js"
 import { serveHandler } from "../server/BoundedServer.js"
@@ -85,7 +86,7 @@ export const loadConfigFor = (options: Pick<HostOptions, "dataDir" | "modulesDir
 /** Starts the host in the current scope; closing the scope drains it. */
 export const runHost = (
   options: HostOptions
-): Effect.Effect<RunningHost, ConfigError | ServeError | BoundedServerConfigError, ProcessLauncher | ModuleClient | Scope.Scope> =>
+): Effect.Effect<RunningHost, ConfigError | ServeError | BoundedServerConfigError, ProcessLauncher | ModuleClient | LoopbackPorts | Scope.Scope> =>
   Effect.gen(function*() {
     const loaded = yield* loadConfigFor(options)
     const config = loaded.config

@@ -14,10 +14,11 @@ import {
   reportIncompatibility
 } from "../../services/host/MiddlewareContract.js"
 import { ModuleClient } from "../../services/host/ModuleClient.js"
-import { type ChildHandle, type ExitInfo, ProcessLauncher, type StopOutcome } from "../../services/host/ProcessLauncher.js"
+import { type ChildHandle, describeExit, type ExitInfo, ProcessLauncher, type StopOutcome } from "../../services/host/ProcessLauncher.js"
 import { type LifecycleEvent, Supervisor, type SupervisorShape, UnknownComponent } from "../../services/host/Supervisor.js"
+import { substitutePlaceholders } from "../../services/system/Placeholders.js"
 import { budgetUsage, initialRestartBudget, markUp, onFailure, type RestartBudgetState } from "../../services/policies/RestartBudget.js"
-import { makeLoopbackPorts } from "../system/LoopbackPorts.js"
+import { LoopbackPorts } from "../../services/system/LoopbackPorts.js"
 
 /** Where the supervisor keeps its files, and where lifecycle events go besides the PubSub. */
 export interface SupervisorOptions {
@@ -64,9 +65,6 @@ type RunEnd =
 
 const supervised = (component: ComponentConfig): boolean => component.kind === "http_local_json"
 
-const describeExit = (exit: ExitInfo): string =>
-  exit.signal !== null ? `killed by ${exit.signal}` : `exited with code ${exit.code ?? "unknown"}`
-
 const initialState = (component: ComponentConfig): ComponentState => ({
   phase: supervised(component) ? "configured" : "ready",
   pid: null,
@@ -81,9 +79,6 @@ const initialState = (component: ComponentConfig): ComponentState => ({
   lastStop: null
 })
 
-const substitute = (text: string, values: Readonly<Record<string, string>>): string =>
-  text.replace(/\{(port|data_dir|component_id)\}/g, (match, key: string) => values[key] ?? match)
-
 const privateWorkDir = (dataDir: string, id: string) =>
   Effect.sync(() => {
     const dir = Path.join(dataDir, "work", id)
@@ -95,11 +90,11 @@ const privateWorkDir = (dataDir: string, id: string) =>
 /** Builds the supervisor; its scope's end stops every component (TERM → grace → KILL). */
 export const makeSupervisor = (
   options: SupervisorOptions
-): Effect.Effect<SupervisorShape, never, ProcessLauncher | ModuleClient | Scope.Scope> =>
+): Effect.Effect<SupervisorShape, never, ProcessLauncher | ModuleClient | LoopbackPorts | Scope.Scope> =>
   Effect.gen(function*() {
     const launcher = yield* ProcessLauncher
     const client = yield* ModuleClient
-    const ports = yield* makeLoopbackPorts
+    const ports = yield* LoopbackPorts
     const events = yield* PubSub.sliding<LifecycleEvent>(1_024)
     // Lifecycle fibers live in their own scope, closed after the stop finalizer below has run, so
     // components are stopped (with their phases published) before anything is interrupted.
@@ -181,7 +176,7 @@ export const makeSupervisor = (
             onTimeout: () => `not ready within startup_timeout_ms (${startupMs} ms)`
           })
         ),
-        Effect.flatMap(child.exit, (exit) => Effect.fail(`exited before it was ready: ${describeExit(exit)}`))
+        Effect.flatMap(child.exit, (exit) => Effect.fail(`the process ${describeExit(exit)} before it was ready`))
       )
     }
 
@@ -260,17 +255,17 @@ export const makeSupervisor = (
           // A restricted module's private working directory lives under the data dir (0700), not in
           // /tmp, so even a SIGKILLed host leaves nothing behind outside its own directory.
           const cwd = launch.cwd !== undefined
-            ? substitute(launch.cwd, values)
+            ? substitutePlaceholders(launch.cwd, values)
             : component.sandbox_profile === "module-restricted"
             ? yield* privateWorkDir(options.dataDir, managed.id)
             : undefined
           const spec = {
             name: managed.id,
-            executable: substitute(launch.executable, values),
-            args: launch.args.map((arg) => substitute(arg, values)),
+            executable: substitutePlaceholders(launch.executable, values),
+            args: launch.args.map((arg) => substitutePlaceholders(arg, values)),
             ...(cwd === undefined ? {} : { cwd }),
             env: {
-              ...Object.fromEntries(Object.entries(launch.env).map(([k, v]) => [k, substitute(v, values)])),
+              ...Object.fromEntries(Object.entries(launch.env).map(([k, v]) => [k, substitutePlaceholders(v, values)])),
               CORRAL_MODULE_ID: moduleId,
               CORRAL_COMPONENT_ID: managed.id,
               CORRAL_MODULE_PORT: String(port),
@@ -385,7 +380,7 @@ export const makeSupervisor = (
         if (after.phase !== "failed") {
           const how = after.lastStop === null
             ? "no process was running"
-            : `${after.lastStop.how.replace("_", " ")}, ${describeExit(after.lastStop.exit)}` +
+            : `${after.lastStop.how.replace("_", " ")}: the process ${describeExit(after.lastStop.exit)}` +
               (after.lastStop.survivors.length > 0 ? `, survivors ${after.lastStop.survivors.join(" ")}` : "")
           yield* transition(managed, "stopped", `${reason} (${how})`, { pid: null, endpoint: null, nextAttemptAt: null, report: null }, after.lastStop?.exit)
         }

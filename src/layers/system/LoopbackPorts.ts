@@ -1,34 +1,36 @@
 /**
- * Free loopback ports for `port: "auto"` components. The kernel picks a free port (bind to 0,
+ * Free loopback ports for children that listen on one. The kernel picks a free port (bind to 0,
  * close); ports handed out recently are remembered so concurrent starts never get the same one.
  */
 import * as Net from "node:net"
-import { Clock, Effect, Ref } from "effect"
+import { Clock, Effect, Layer, Ref } from "effect"
+import { errorText } from "../../services/system/ErrorDetails.js"
+import { LoopbackPorts, type LoopbackPortsShape, NoFreePort } from "../../services/system/LoopbackPorts.js"
 
 /** How long a handed-out port stays reserved against reuse. */
 const reservationMs = 60_000
 
-const probeFreePort: Effect.Effect<number, Error> = Effect.async<number, Error>((resume) => {
+/** Kernel-picked ports tried before giving up (each one already reserved is skipped). */
+const attempts = 20
+
+const probeFreePort: Effect.Effect<number, NoFreePort> = Effect.async<number, NoFreePort>((resume) => {
   const server = Net.createServer()
-  server.once("error", (error) => resume(Effect.fail(error)))
+  server.once("error", (error) => resume(Effect.fail(new NoFreePort({ message: errorText(error) }))))
   server.listen({ host: "127.0.0.1", port: 0, exclusive: true }, () => {
     const address = server.address()
     const port = address !== null && typeof address === "object" ? address.port : 0
-    server.close(() => resume(port > 0 ? Effect.succeed(port) : Effect.fail(new Error("no port assigned"))))
+    server.close(() =>
+      resume(port > 0 ? Effect.succeed(port) : Effect.fail(new NoFreePort({ message: "the kernel assigned no port" })))
+    )
   })
 })
 
-/** Hands out free loopback ports. */
-export interface LoopbackPorts {
-  readonly allocate: Effect.Effect<number, Error>
-}
-
-/** A port allocator with its own reservation list. */
-export const makeLoopbackPorts: Effect.Effect<LoopbackPorts> = Effect.map(
+/** A port allocator with its own reservation list; a host builds exactly one (`LoopbackPortsLive`). */
+export const makeLoopbackPorts: Effect.Effect<LoopbackPortsShape> = Effect.map(
   Ref.make<ReadonlyMap<number, number>>(new Map()),
   (reserved) => ({
     allocate: Effect.gen(function*() {
-      for (let attempt = 0; attempt < 20; attempt++) {
+      for (let attempt = 0; attempt < attempts; attempt++) {
         const port = yield* probeFreePort
         const now = yield* Clock.currentTimeMillis
         const taken = yield* Ref.modify(reserved, (map) => {
@@ -39,7 +41,10 @@ export const makeLoopbackPorts: Effect.Effect<LoopbackPorts> = Effect.map(
         })
         if (!taken) return port
       }
-      return yield* Effect.fail(new Error("no free loopback port after 20 attempts"))
+      return yield* new NoFreePort({ message: `every port the kernel offered in ${attempts} attempts was already handed out` })
     })
   })
 )
+
+/** The host's one loopback port allocator. */
+export const LoopbackPortsLive: Layer.Layer<LoopbackPorts> = Layer.effect(LoopbackPorts, makeLoopbackPorts)

@@ -14,6 +14,12 @@ export type Phase = typeof Phase.Type
 /** Phases in which invocations are routed to a component. */
 export const isRoutable = (phase: Phase): boolean => phase === "ready" || phase === "degraded"
 
+/** Where invocations for a component go right now: its phase, and its endpoint when it has one. */
+export interface ComponentRoute {
+  readonly phase: Phase
+  readonly endpoint: string | null
+}
+
 /** A probe result kept for status. */
 export const ProbeResult = Schema.NullOr(Schema.Struct({ at: Schema.String, ok: Schema.Boolean, detail: Schema.String }))
 

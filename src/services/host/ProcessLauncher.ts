@@ -35,6 +35,10 @@ export interface ExitInfo {
   readonly signal: string | null
 }
 
+/** How a child ended, in words that follow "the process": `was killed by SIGKILL`, `exited with code 3`. */
+export const describeExit = (exit: ExitInfo): string =>
+  exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code ?? "unknown"}`
+
 /** How a stop went: `graceful` (exited after TERM), `killed` (needed KILL), or `already_exited`. */
 export interface StopOutcome {
   readonly how: "graceful" | "killed" | "already_exited"

@@ -4,7 +4,7 @@
  */
 import { Context, Schema } from "effect"
 import type { Effect, Stream } from "effect"
-import { type ComponentView, Phase } from "./Component.js"
+import { type ComponentRoute, type ComponentView, Phase } from "./Component.js"
 
 /** One phase change, with the reason; the lifecycle trace is a stream of these. */
 export const LifecycleEvent = Schema.Struct({
@@ -26,12 +26,6 @@ export class UnknownComponent extends Schema.TaggedError<UnknownComponent>()("Un
   override get message(): string {
     return `no component named ${this.component}`
   }
-}
-
-/** Where invocations for a component go right now. */
-export interface ComponentRoute {
-  readonly phase: Phase
-  readonly endpoint: string | null
 }
 
 /** The supervisor of the host's components. */

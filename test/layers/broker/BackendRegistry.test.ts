@@ -4,7 +4,9 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Ref, Scope, TestClock } from "effect"
+import { Effect, Exit, Fiber, Layer, Ref, Scope, TestClock } from "effect"
+import type { LoopbackPorts } from "../../../src/services/system/LoopbackPorts.js"
+import { LoopbackPortsLive } from "../../../src/layers/system/LoopbackPorts.js"
 import { type BackendRegistry, type BackendRegistryOptions, livenessCacheMs, makeBackendRegistry } from "../../../src/layers/broker/BackendRegistry.js"
 import { ProcessLauncherLive } from "../../../src/layers/host/ProcessLauncher.js"
 import { makeSimulatedLauncher } from "../../../src/layers/host/ProcessLauncherSimulated.js"
@@ -59,7 +61,7 @@ const freshCase = (): Case => {
 const registryFor = (
   c: Case,
   extra: Partial<BackendRegistryOptions> = {}
-): Effect.Effect<BackendRegistry, never, ProcessLauncher | Scope.Scope> =>
+): Effect.Effect<BackendRegistry, never, ProcessLauncher | LoopbackPorts | Scope.Scope> =>
   Effect.flatMap(makeServiceDefinitions(c.servicesDir), (definitions) =>
     makeBackendRegistry({ runDir: c.runDir, logsDir: c.logsDir, definitions, ...extra }))
 
@@ -116,8 +118,8 @@ const echo = (endpoint: Endpoint, line: string): Effect.Effect<string> =>
     return Effect.sync(() => socket.destroy())
   })
 
-const live = <A, E>(effect: Effect.Effect<A, E, ProcessLauncher | Scope.Scope>) =>
-  effect.pipe(Effect.provide(ProcessLauncherLive))
+const live = <A, E>(effect: Effect.Effect<A, E, ProcessLauncher | LoopbackPorts | Scope.Scope>) =>
+  effect.pipe(Effect.provide(Layer.merge(ProcessLauncherLive, LoopbackPortsLive)))
 
 describe("BackendRegistry with real processes", () => {
   it.scopedLive("starts exactly one backend for 200 concurrent acquires of a missing service", () =>
@@ -380,7 +382,7 @@ describe("BackendRegistry on the TestClock (simulated launcher)", () => {
     Effect.gen(function*() {
       const { control, layer } = yield* makeSimulatedLauncher
       const registry = yield* registryFor(c, { probeEndpoint: () => Effect.succeed(true), ...extra }).pipe(
-        Effect.provide(layer)
+        Effect.provide(Layer.merge(layer, LoopbackPortsLive))
       )
       return { control, registry }
     })

@@ -2,7 +2,8 @@ import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import { performance } from "node:perf_hooks"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Schema, Scope } from "effect"
+import { Duration, Effect, Exit, Fiber, Layer, Schema, Scope } from "effect"
+import { LoopbackPortsLive } from "../../../src/layers/system/LoopbackPorts.js"
 import { type BrokerOptions, makeBroker } from "../../../src/layers/broker/Broker.js"
 import { makeBrokerClient } from "../../../src/layers/broker/BrokerClient.js"
 import { ProcessLauncherLive } from "../../../src/layers/host/ProcessLauncher.js"
@@ -20,7 +21,7 @@ const timerSlackMs = 5
 const patientDeadlineMs = 5_000
 
 const startBroker = (data: BrokerDataDir, options: Omit<BrokerOptions, "dataDir"> = {}) =>
-  makeBroker({ dataDir: data.dir, ...options }).pipe(Effect.provide(ProcessLauncherLive))
+  makeBroker({ dataDir: data.dir, ...options }).pipe(Effect.provide(Layer.merge(ProcessLauncherLive, LoopbackPortsLive)))
 
 const decodeSnapshot = (body: unknown) => Effect.orDie(Schema.decodeUnknown(AdminSnapshot)(body))
 

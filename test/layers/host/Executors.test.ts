@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Ref, Schema, TestClock } from "effect"
+import type { ComponentRoute } from "../../../src/services/host/Component.js"
 import {
-  type ComponentRoute,
   type ExecutorComponent,
   makeCommandStdioExecutor,
   makeExecutor,

@@ -1,6 +1,7 @@
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { LoopbackPortsLive } from "../../../src/layers/system/LoopbackPorts.js"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger, Ref, Schema, TestClock } from "effect"
 import { makeSimulatedLauncher } from "../../../src/layers/host/ProcessLauncherSimulated.js"
@@ -72,7 +73,7 @@ const harness = (initial: ModuleBehaviour, overrides: Record<string, unknown> = 
         (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
       ),
       traceLifecycle: (event) => Ref.update(events, (all) => [...all, event])
-    }).pipe(Effect.provide(Layer.merge(layer, scriptedClient(behaviour))))
+    }).pipe(Effect.provide(Layer.mergeAll(layer, scriptedClient(behaviour), LoopbackPortsLive)))
     return { supervisor, control, behaviour, events }
   }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(() => {}))))
 
