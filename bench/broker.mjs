@@ -9,7 +9,8 @@
 // `services/` (0700) holds definitions (0600) of `test/fixtures/echo_backend.py` backends on unix
 // sockets. The host (and the backends it launches) run on CPU 0 (`taskset -c 0`), this process on
 // CPU 1. Unix sockets only. Every process this bench starts is stopped by its pid (SIGTERM, SIGKILL
-// after a grace); a watchdog ends the run if it overruns; the temp dir is removed.
+// after a grace); a watchdog ends the run if it overruns; the temp dir is removed. Shared helpers: bench/lib/.
+// One long file on purpose: it reads top to bottom as the method (setup, (a), (b), the report).
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
@@ -18,57 +19,40 @@ import * as path from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { fileURLToPath } from "node:url"
 import { Worker } from "node:worker_threads"
+import { parseArgs } from "./lib/args.mjs"
+import { armWatchdog, killAllNow, stopChild, stopChildrenOnExit, track } from "./lib/children.mjs"
+import { corralJs, startCorralHost } from "./lib/corralHost.mjs"
+import { cpuStat, otherLoad, processCpuTicks } from "./lib/procStat.mjs"
+import { waitQuietBeforePoint, waitQuietBeforeRun } from "./lib/quietCpu.mjs"
+import { fmt, median, percentile } from "./lib/stats.mjs"
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(benchDir, "..")
-const corralJs = path.join(root, "dist/programs/corral.js")
 const echoBackend = path.join(root, "test/fixtures/echo_backend.py")
 
 // ---------------------------------------------------------------------------------------------
 // Flags
 
-const argv = process.argv.slice(2)
-function die(message) {
-  process.stderr.write(`bench/broker: ${message}\n`)
-  process.exit(2)
-}
-const flag = (name, fallback) => {
-  const i = argv.indexOf(`--${name}`)
-  if (i === -1) return fallback
-  const value = argv[i + 1]
-  if (value === undefined || value.startsWith("--")) die(`--${name} needs a value`)
-  return value
-}
-const numFlag = (name, fallback, { min = 1, integer = true } = {}) => {
-  const raw = flag(name, undefined)
-  if (raw === undefined) return fallback
-  const n = Number(raw)
-  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) die(`--${name}: bad value ${raw}`)
-  return n
-}
-if (argv.includes("--help") || argv.includes("-h")) {
-  process.stdout.write(
-    "usage: node bench/broker.mjs [--hellos N=2000] [--reps N=3] [--clients N=64] [--cold N=1000] [--cold-reps N=2]\n" +
-      "                             [--cold-modes retry,window,pipelined] [--window N=250] [--delay-ready S=0.3]\n" +
-      "                             [--part warm|cold|all] [--json out.json] [--no-pin] [--wait-quiet S=30]\n"
-  )
-  process.exit(0)
-}
-const HELLOS = numFlag("hellos", 2000)
-const REPS = numFlag("reps", 3)
-const CLIENTS = numFlag("clients", 64)
-const COLD = numFlag("cold", 1000)
-const COLD_REPS = numFlag("cold-reps", 2)
-const WINDOW = numFlag("window", 250)
-const DELAY_READY = numFlag("delay-ready", 0.3, { min: 0, integer: false })
+const { argv, die, flag, numFlag, intFlag, has, exitWithUsageIfAsked } = parseArgs("bench/broker")
+exitWithUsageIfAsked(
+  "usage: node bench/broker.mjs [--hellos N=2000] [--reps N=3] [--clients N=64] [--cold N=1000] [--cold-reps N=2]\n" +
+    "                             [--cold-modes retry,window,pipelined] [--window N=250] [--delay-ready S=0.3]\n" +
+    "                             [--part warm|cold|all] [--json out.json] [--no-pin] [--wait-quiet S=30]\n"
+)
+const HELLOS = intFlag("hellos", 2000)
+const REPS = intFlag("reps", 3)
+const CLIENTS = intFlag("clients", 64)
+const COLD = intFlag("cold", 1000)
+const COLD_REPS = intFlag("cold-reps", 2)
+const WINDOW = intFlag("window", 250)
+const DELAY_READY = numFlag("delay-ready", 0.3)
 const COLD_MODES = flag("cold-modes", "retry,window,pipelined").split(",")
 for (const m of COLD_MODES) if (!["retry", "window", "pipelined"].includes(m)) die(`--cold-modes: ${m}`)
 const PART = flag("part", "all")
 if (!["warm", "cold", "all"].includes(PART)) die(`--part: ${PART}`)
 const JSON_OUT = flag("json", undefined)
-const PIN = !argv.includes("--no-pin")
-const WAIT_QUIET_S = Number(flag("wait-quiet", "30"))
-if (!Number.isFinite(WAIT_QUIET_S) || WAIT_QUIET_S < 0) die("--wait-quiet: bad value")
+const PIN = !has("no-pin")
+const WAIT_QUIET_S = numFlag("wait-quiet", 30)
 
 const BURST = 100 // the broker's per-connection hello bucket (RateLimit: 50/s, burst 100)
 const MAX_CONNECTIONS = 256 // the broker's default
@@ -78,62 +62,28 @@ const BUDGET_MS = 240_000 // the whole run; ~1.5 min expected
 const VERSION = "1.0.0"
 
 // ---------------------------------------------------------------------------------------------
-// Processes we start: tracked by pid, stopped by pid.
+// Processes we start: tracked by pid, stopped by pid (bench/lib/children.mjs).
 
-const children = new Map()
 let tempDir
 
-function track(proc, name) {
-  const exited = new Promise((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })))
-  children.set(proc.pid, { name, proc, exited })
-  exited.then(() => children.delete(proc.pid))
-  return exited
-}
-async function stopChild(proc, graceMs = 5_000) {
-  const entry = children.get(proc.pid)
-  if (entry === undefined) return
-  try {
-    process.kill(proc.pid, "SIGTERM")
-  } catch {}
-  const done = await Promise.race([entry.exited.then(() => true), sleep(graceMs).then(() => false)])
-  if (!done) {
-    try {
-      process.kill(proc.pid, "SIGKILL")
-    } catch {}
-    await Promise.race([entry.exited, sleep(2_000)])
-  }
-}
-function killAllNow() {
-  for (const pid of children.keys()) {
-    try {
-      process.kill(pid, "SIGKILL")
-    } catch {}
-  }
-}
 function removeTemp() {
   if (tempDir !== undefined) {
     fs.rmSync(tempDir, { recursive: true, force: true })
     tempDir = undefined
   }
 }
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.on(signal, () => {
-    process.stderr.write(`bench/broker: ${signal}: stopping what it started\n`)
-    killAllNow()
-    removeTemp()
-    process.exit(130)
-  })
-}
-process.on("exit", () => {
-  killAllNow()
-  removeTemp()
+
+stopChildrenOnExit({
+  signals: ["SIGINT", "SIGTERM"],
+  message: (signal) => `bench/broker: ${signal}: stopping what it started\n`,
+  cleanup: removeTemp
 })
-const watchdog = setTimeout(() => {
-  process.stderr.write(`bench/broker: watchdog: over ${BUDGET_MS / 1000} s, aborting\n`)
-  killAllNow()
-  removeTemp()
-  process.exit(3)
-}, BUDGET_MS)
+const watchdog = armWatchdog({
+  ms: BUDGET_MS,
+  message: `bench/broker: watchdog: over ${BUDGET_MS / 1000} s, aborting\n`,
+  exitCode: 3,
+  cleanup: removeTemp
+})
 
 const log = (text) => process.stderr.write(`${text}\n`)
 
@@ -141,81 +91,19 @@ const log = (text) => process.stderr.write(`${text}\n`)
 // Helpers
 
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6
-function percentile(sorted, q) {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]
-}
-const median = (values) => {
-  const sorted = [...values].filter((v) => Number.isFinite(v)).sort((a, b) => a - b)
-  if (sorted.length === 0) return NaN
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
-const fmt = (n, digits = 3) => (Number.isFinite(n) ? n.toFixed(digits) : "–")
 /** Percentiles over the successful requests (a failed one is NaN in `lat` and counted as an error). */
 const summarize = (lat) => {
   const sorted = Float64Array.from(lat.filter((x) => Number.isFinite(x))).sort()
   return { p50_ms: percentile(sorted, 0.5), p99_ms: percentile(sorted, 0.99), max_ms: sorted[sorted.length - 1] }
 }
 
-function cpuTicks(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return Number(fields[11]) + Number(fields[12])
-  } catch {
-    return 0
-  }
-}
-function cpuStat() {
-  const out = {}
-  for (const line of fs.readFileSync("/proc/stat", "utf8").split("\n")) {
-    const m = /^cpu(\d+) (.*)$/.exec(line)
-    if (m === null) continue
-    const v = m[2].trim().split(/\s+/).map(Number)
-    const idle = v[3] + (v[4] ?? 0)
-    out[m[1]] = { busy: v.slice(0, 8).reduce((a, b) => a + b, 0) - idle, total: v.slice(0, 8).reduce((a, b) => a + b, 0) }
-  }
-  return out
-}
-function otherLoad(before, after, ours0, ours1) {
-  const frac = (id, ours) => {
-    const a = after[id]
-    const b = before[id]
-    if (a === undefined || b === undefined) return 0
-    const total = a.total - b.total
-    return total <= 0 ? 0 : Math.max(0, (a.busy - b.busy - ours) / total)
-  }
-  return { cpu0: frac("0", ours0), cpu1: frac("1", ours1) }
-}
-async function waitQuiet(maxMs = 3_000) {
-  const deadline = Date.now() + maxMs
-  for (;;) {
-    const a = cpuStat()
-    await sleep(200)
-    const b = cpuStat()
-    const load = otherLoad(a, b, 0, 0)
-    if ((load.cpu0 < 0.1 && load.cpu1 < 0.1) || Date.now() >= deadline) return load
-  }
-}
-/** Before starting: waits (at most WAIT_QUIET_S) for 1 s in which other processes use < 15% of each CPU. */
-async function waitQuietStart() {
-  const deadline = Date.now() + WAIT_QUIET_S * 1000
-  let waited = 0
-  for (;;) {
-    const a = cpuStat()
-    await sleep(1000)
-    const b = cpuStat()
-    const load = otherLoad(a, b, 0, 0)
-    if ((load.cpu0 < 0.15 && load.cpu1 < 0.15) || Date.now() >= deadline) return { waited_s: waited, load }
-    waited++
-  }
-}
+/** utime+stime of a pid in clock ticks (USER_HZ, 100/s), or 0 if it is gone. */
+const cpuTicks = (pid) => processCpuTicks(pid, 0)
 
 const pinPrefix = (cpu) => (PIN ? ["taskset", "-c", String(cpu)] : [])
 
 // ---------------------------------------------------------------------------------------------
-// Framing (4-byte big-endian length + UTF-8 JSON), as src/layers/BrokerFraming.ts
+// Framing (4-byte big-endian length + UTF-8 JSON), as src/layers/broker/BrokerFraming.ts
 
 function encodeFrame(value) {
   const body = Buffer.from(JSON.stringify(value), "utf8")
@@ -324,40 +212,8 @@ async function admin(socketPath, verb = "status") {
 // Host
 
 async function startHost(dataDir) {
-  // BENCH_HOST_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p") goes to the host's node, for diagnosis.
-  const nodeFlags = (process.env.BENCH_HOST_NODE_FLAGS ?? "").split(" ").filter((f) => f.length > 0)
-  const argvHost = [...pinPrefix(0), process.execPath, ...nodeFlags, corralJs, "up", "--data-dir", dataDir]
-  const proc = spawn(argvHost[0], argvHost.slice(1), { stdio: ["ignore", "pipe", "pipe"], env: process.env })
-  const exited = track(proc, "corral host")
-  let stderrTail = ""
-  proc.stderr.on("data", (c) => {
-    stderrTail = (stderrTail + c.toString("utf8")).slice(-4000)
-  })
-  const up = await new Promise((resolve, reject) => {
-    let buffer = ""
-    const timer = setTimeout(() => reject(new Error(`host not up within 30 s; stderr: ${stderrTail}`)), 30_000)
-    proc.stdout.on("data", (c) => {
-      buffer += c.toString("utf8")
-      let nl
-      while ((nl = buffer.indexOf("\n")) !== -1) {
-        const line = buffer.slice(0, nl)
-        buffer = buffer.slice(nl + 1)
-        try {
-          const event = JSON.parse(line)
-          if (event.event === "up") {
-            clearTimeout(timer)
-            resolve(event)
-          }
-        } catch {}
-      }
-    })
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer)
-      reject(new Error(`host exited (${code ?? signal}) before it was up; stderr: ${stderrTail}`))
-    })
-  })
-  proc.stdout.resume()
-  return { proc, up, socketPath: path.join(dataDir, "run", "broker.sock"), stderr: () => stderrTail }
+  const { proc, up, stderr } = await startCorralHost({ dataDir, commandPrefix: pinPrefix(0) })
+  return { proc, up, socketPath: path.join(dataDir, "run", "broker.sock"), stderr }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -498,7 +354,7 @@ async function warmBench(host, warmServices) {
       // Each run gets a backend of its own (a service of its own, so its own registry key and spawn
       // budget): a backend the broker wrongly retires in one run cannot spoil the next.
       const svc = warmServices[next++]
-      await waitQuiet()
+      await waitQuietBeforePoint()
       const first = nowMs()
       const launch = await exchange(socketPath, [helloFrame(svc)])
       const launchMs = launch.replyTimes[0] - first
@@ -561,7 +417,7 @@ async function warmBench(host, warmServices) {
     ["hello, warm backend (+ executable stat, registry, liveness probe)", () => helloFrame(ablationService), "hello.ok"]
   ]) {
     const n = Math.min(HELLOS, 1000)
-    await waitQuiet()
+    await waitQuietBeforePoint()
     const hostBefore = cpuTicks(host.proc.pid)
     const backendBefore = cpuTicks(ablationPid)
     const t0 = nowMs()
@@ -819,7 +675,7 @@ async function coldBench(host, dataDir, python, coldServices) {
   let k = 0
   for (let rep = 0; rep < COLD_REPS; rep++) {
     for (const mode of COLD_MODES) {
-      await waitQuiet()
+      await waitQuietBeforePoint()
       const run = await coldRun(host, dataDir, coldServices[k++], mode)
       run.rep = rep + 1
       runs.push(run)
@@ -934,7 +790,7 @@ async function main() {
   }
   const python = spawnSync("python3", ["-c", "import sys; print(sys.executable)"], { encoding: "utf8" }).stdout.trim()
   if (!python.startsWith("/")) die("cannot resolve python3 to an absolute interpreter path")
-  const quiet = await waitQuietStart()
+  const quiet = await waitQuietBeforeRun(WAIT_QUIET_S)
   if (quiet.waited_s > 0) log(`waited ${quiet.waited_s} s for the CPUs to be quiet (other load cpu0 ${(quiet.load.cpu0 * 100).toFixed(0)}%, cpu1 ${(quiet.load.cpu1 * 100).toFixed(0)}%)`)
   const started = Date.now()
   tempDir = fs.mkdtempSync(path.join(os.tmpdir(), "cbb-"))

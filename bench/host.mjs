@@ -10,7 +10,8 @@
 // Dator's quota (so every request is the same `allow`) and relaxes Dator's restart budget. The host
 // and everything it spawns run on CPU 0 (`taskset -c 0`), this process on CPU 1. 127.0.0.1 only.
 // Every process this bench starts is stopped by its pid (SIGTERM, SIGKILL after a grace); a watchdog
-// ends the run if it overruns; the temp dir is removed.
+// ends the run if it overruns; the temp dir is removed. Shared helpers: bench/lib/.
+// One long file on purpose: it reads top to bottom as the method (setup, (a), (b), the report).
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as http from "node:http"
@@ -19,42 +20,26 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { fileURLToPath } from "node:url"
+import { parseArgs } from "./lib/args.mjs"
+import { armWatchdog, killAllNow, stopChild, stopChildrenOnExit, track } from "./lib/children.mjs"
+import { corralJs, startCorralHost } from "./lib/corralHost.mjs"
+import { cpuStat, otherLoad, processCpuTicks } from "./lib/procStat.mjs"
+import { waitQuietBeforePoint, waitQuietBeforeRun } from "./lib/quietCpu.mjs"
+import { fmt, median, percentile } from "./lib/stats.mjs"
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(benchDir, "..")
-const corralJs = path.join(root, "dist/programs/corral.js")
 const datorPy = path.join(root, "modules/dator/dator.py")
 
 // ---------------------------------------------------------------------------------------------
 // Flags
 
-const argv = process.argv.slice(2)
-function die(message) {
-  process.stderr.write(`bench/host: ${message}\n`)
-  process.exit(2)
-}
-const flag = (name, fallback) => {
-  const i = argv.indexOf(`--${name}`)
-  if (i === -1) return fallback
-  const value = argv[i + 1]
-  if (value === undefined || value.startsWith("--")) die(`--${name} needs a value`)
-  return value
-}
-const intFlag = (name, fallback, min = 1) => {
-  const raw = flag(name, undefined)
-  if (raw === undefined) return fallback
-  const n = Number(raw)
-  if (!Number.isInteger(n) || n < min) die(`--${name}: bad value ${raw}`)
-  return n
-}
-if (argv.includes("--help") || argv.includes("-h")) {
-  process.stdout.write(
-    "usage: node bench/host.mjs [--requests N=2000] [--warmup N=200] [--reps N=3] [--concurrency 1,4,16]\n" +
-      "                           [--restarts N=5] [--part overhead|restart|all] [--json out.json] [--no-pin] [--wait-quiet S=30]\n" +
-      "                           [--restart-poll-ms N=2]\n"
-  )
-  process.exit(0)
-}
+const { argv, die, flag, numFlag, intFlag, has, exitWithUsageIfAsked } = parseArgs("bench/host")
+exitWithUsageIfAsked(
+  "usage: node bench/host.mjs [--requests N=2000] [--warmup N=200] [--reps N=3] [--concurrency 1,4,16]\n" +
+    "                           [--restarts N=5] [--part overhead|restart|all] [--json out.json] [--no-pin] [--wait-quiet S=30]\n" +
+    "                           [--restart-poll-ms N=2]\n"
+)
 const REQUESTS = intFlag("requests", 2000)
 const WARMUP = intFlag("warmup", 200, 0)
 const REPS = intFlag("reps", 3)
@@ -67,54 +52,21 @@ const CONCURRENCY = flag("concurrency", "1,4,16").split(",").map((s) => {
 const PART = flag("part", "all")
 if (!["overhead", "restart", "all"].includes(PART)) die(`--part: ${PART}`)
 const JSON_OUT = flag("json", undefined)
-const PIN = !argv.includes("--no-pin")
-const WAIT_QUIET_S = Number(flag("wait-quiet", "30"))
-if (!Number.isFinite(WAIT_QUIET_S) || WAIT_QUIET_S < 0) die("--wait-quiet: bad value")
+const PIN = !has("no-pin")
+const WAIT_QUIET_S = numFlag("wait-quiet", 30)
 
 const TARGET_OVERHEAD_MS = 0.3
 const TARGET_RESTART_MS = 50
 const BUDGET_MS = 240_000 // the whole run; ~1.5 min expected
 const POLL_MS = 2 // own start: GET /readyz every 2 ms
 /** Restart: GET /v1/components/middleware.dator every N ms (the host serves each poll on CPU 0, next to the starting module). */
-const RESTART_POLL_MS = Number(flag("restart-poll-ms", "2"))
-if (!Number.isFinite(RESTART_POLL_MS) || RESTART_POLL_MS < 0) die("--restart-poll-ms: bad value")
+const RESTART_POLL_MS = numFlag("restart-poll-ms", 2)
 const STABLE_AFTER_SEC = 1 // restart_policy.stable_after_sec in the fragment (see README)
 
 // ---------------------------------------------------------------------------------------------
-// Processes we start: tracked by pid, stopped by pid.
+// Processes we start: tracked by pid, stopped by pid (bench/lib/children.mjs).
 
-const children = new Map() // pid -> { name, proc, exited: Promise }
 let tempDir
-
-function track(proc, name) {
-  const exited = new Promise((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })))
-  children.set(proc.pid, { name, proc, exited })
-  exited.then(() => children.delete(proc.pid))
-  return exited
-}
-
-async function stopChild(proc, graceMs = 5_000) {
-  const entry = children.get(proc.pid)
-  if (entry === undefined) return
-  try {
-    process.kill(proc.pid, "SIGTERM")
-  } catch {}
-  const done = await Promise.race([entry.exited.then(() => true), sleep(graceMs).then(() => false)])
-  if (!done) {
-    try {
-      process.kill(proc.pid, "SIGKILL")
-    } catch {}
-    await Promise.race([entry.exited, sleep(2_000)])
-  }
-}
-
-function killAllNow() {
-  for (const pid of children.keys()) {
-    try {
-      process.kill(pid, "SIGKILL")
-    } catch {}
-  }
-}
 
 function removeTemp() {
   if (tempDir !== undefined) {
@@ -123,24 +75,17 @@ function removeTemp() {
   }
 }
 
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.on(signal, () => {
-    process.stderr.write(`bench/host: ${signal}: stopping what it started\n`)
-    killAllNow()
-    removeTemp()
-    process.exit(130)
-  })
-}
-process.on("exit", () => {
-  killAllNow()
-  removeTemp()
+stopChildrenOnExit({
+  signals: ["SIGINT", "SIGTERM"],
+  message: (signal) => `bench/host: ${signal}: stopping what it started\n`,
+  cleanup: removeTemp
 })
-const watchdog = setTimeout(() => {
-  process.stderr.write(`bench/host: watchdog: over ${BUDGET_MS / 1000} s, aborting\n`)
-  killAllNow()
-  removeTemp()
-  process.exit(3)
-}, BUDGET_MS)
+const watchdog = armWatchdog({
+  ms: BUDGET_MS,
+  message: `bench/host: watchdog: over ${BUDGET_MS / 1000} s, aborting\n`,
+  exitCode: 3,
+  cleanup: removeTemp
+})
 
 const log = (text) => process.stderr.write(`${text}\n`)
 
@@ -149,53 +94,8 @@ const log = (text) => process.stderr.write(`${text}\n`)
 
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6
 
-function percentile(sorted, q) {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]
-}
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  if (sorted.length === 0) return NaN
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
-const fmt = (n, digits = 3) => (Number.isFinite(n) ? n.toFixed(digits) : "–")
-
 /** utime+stime of a pid in clock ticks (USER_HZ, 100/s), or 0 if it is gone. */
-function cpuTicks(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return Number(fields[11]) + Number(fields[12])
-  } catch {
-    return 0
-  }
-}
-/** Busy and total ticks of cpu0 and cpu1 from /proc/stat. */
-function cpuStat() {
-  const lines = fs.readFileSync("/proc/stat", "utf8").split("\n")
-  const out = {}
-  for (const line of lines) {
-    const m = /^cpu(\d+) (.*)$/.exec(line)
-    if (m === null) continue
-    const v = m[2].trim().split(/\s+/).map(Number)
-    const idle = v[3] + (v[4] ?? 0)
-    const total = v.slice(0, 8).reduce((a, b) => a + b, 0)
-    out[m[1]] = { busy: total - idle, total }
-  }
-  return out
-}
-/** Ticks of other processes on cpu0 / cpu1 between two samples, as a fraction of each CPU. */
-function otherLoad(before, after, ourCpu0Ticks, ourCpu1Ticks) {
-  const frac = (id, ours) => {
-    const b = before[id]
-    const a = after[id]
-    if (a === undefined || b === undefined) return 0
-    const total = a.total - b.total
-    return total <= 0 ? 0 : Math.max(0, (a.busy - b.busy - ours) / total)
-  }
-  return { cpu0: frac("0", ourCpu0Ticks), cpu1: frac("1", ourCpu1Ticks) }
-}
+const cpuTicks = (pid) => processCpuTicks(pid, 0)
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -234,65 +134,19 @@ function which(program) {
   return undefined
 }
 
-/** Before starting: waits (at most WAIT_QUIET_S) for 1 s in which other processes use < 15% of each CPU. */
-async function waitQuietStart() {
-  const deadline = Date.now() + WAIT_QUIET_S * 1000
-  let waited = 0
-  for (;;) {
-    const a = cpuStat()
-    await sleep(1000)
-    const b = cpuStat()
-    const load = otherLoad(a, b, 0, 0)
-    if ((load.cpu0 < 0.15 && load.cpu1 < 0.15) || Date.now() >= deadline) return { waited_s: waited, load }
-    waited++
-  }
-}
-
 const pinPrefix = (cpu) => (PIN ? ["taskset", "-c", String(cpu)] : [])
 
 // ---------------------------------------------------------------------------------------------
 // The host
 
 async function startHost(dataDir) {
-  // BENCH_HOST_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p") goes to the host's node, for diagnosis.
-  const nodeFlags = (process.env.BENCH_HOST_NODE_FLAGS ?? "").split(" ").filter((f) => f.length > 0)
-  const argvHost = [...pinPrefix(0), process.execPath, ...nodeFlags, corralJs, "up", "--data-dir", dataDir]
-  const proc = spawn(argvHost[0], argvHost.slice(1), { stdio: ["ignore", "pipe", "pipe"], env: process.env })
-  const exited = track(proc, "corral host")
-  let stderrTail = ""
-  proc.stderr.on("data", (c) => {
-    stderrTail = (stderrTail + c.toString("utf8")).slice(-4000)
-  })
-  const up = await new Promise((resolve, reject) => {
-    let buffer = ""
-    const timer = setTimeout(() => reject(new Error(`host not up within 30 s; stderr: ${stderrTail}`)), 30_000)
-    proc.stdout.on("data", (c) => {
-      buffer += c.toString("utf8")
-      let nl
-      while ((nl = buffer.indexOf("\n")) !== -1) {
-        const line = buffer.slice(0, nl)
-        buffer = buffer.slice(nl + 1)
-        try {
-          const event = JSON.parse(line)
-          if (event.event === "up") {
-            clearTimeout(timer)
-            resolve(event)
-          }
-        } catch {}
-      }
-    })
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer)
-      reject(new Error(`host exited (${code ?? signal}) before it was up; stderr: ${stderrTail}`))
-    })
-  })
-  proc.stdout.resume()
+  const { proc, up, stderr } = await startCorralHost({ dataDir, commandPrefix: pinPrefix(0) })
   const notReady = up.components.filter((c) => c.phase !== "ready")
   if (notReady.length > 0) throw new Error(`components not ready: ${JSON.stringify(notReady)}`)
   const token = fs.readFileSync(path.join(dataDir, "run", "control.token"), "utf8").trim()
   const control = JSON.parse(fs.readFileSync(path.join(dataDir, "run", "control.json"), "utf8"))
   const url = new URL(control.url)
-  return { proc, up, token, url, stderr: () => stderrTail }
+  return { proc, up, token, url, stderr }
 }
 
 async function component(host, agent, id) {
@@ -366,21 +220,11 @@ async function closedLoop(target, agent, conc, n, lat, offset) {
 
 let requestCounter = 0
 
-async function waitQuiet(maxMs = 3_000) {
-  const deadline = Date.now() + maxMs
-  for (;;) {
-    const a = cpuStat()
-    await sleep(200)
-    const b = cpuStat()
-    const load = otherLoad(a, b, 0, 0) // includes ours: they are idle between points
-    if ((load.cpu0 < 0.1 && load.cpu1 < 0.1) || Date.now() >= deadline) return load
-  }
-}
-
 async function runPoint(target, conc, pids) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: conc, maxFreeSockets: conc })
   try {
-    await waitQuiet()
+    // Counts our own processes as "other" too: they are idle between points.
+    await waitQuietBeforePoint()
     if (WARMUP > 0) {
       await closedLoop(target, agent, conc, WARMUP, null, requestCounter)
       requestCounter += WARMUP
@@ -794,7 +638,7 @@ async function main() {
     const r = spawnSync("taskset", ["-a", "-pc", "1", String(process.pid)], { encoding: "utf8" })
     if (r.status !== 0) die(`taskset failed: ${r.stderr}`)
   }
-  const quiet = await waitQuietStart()
+  const quiet = await waitQuietBeforeRun(WAIT_QUIET_S)
   if (quiet.waited_s > 0) log(`waited ${quiet.waited_s} s for the CPUs to be quiet (other load cpu0 ${(quiet.load.cpu0 * 100).toFixed(0)}%, cpu1 ${(quiet.load.cpu1 * 100).toFixed(0)}%)`)
   const started = Date.now()
   tempDir = fs.mkdtempSync(path.join(os.tmpdir(), "corral-bench-host-"))

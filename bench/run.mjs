@@ -8,12 +8,19 @@
 // CPU 1. Only 127.0.0.1. Each server is stopped by its pid: SIGTERM, then SIGKILL after 3 s.
 // Bounded: every child has a deadline, and a watchdog ends the whole run if it overruns.
 // Requires `npm run build` first (the Corral servers are dist/programs/demo-server.js).
+// Shared helpers (flags, /proc readings, waiting for quiet CPUs, child processes, medians): bench/lib/.
+// One long file on purpose: it reads top to bottom as the method (servers, scenarios, contention, report).
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { parseArgs } from "./lib/args.mjs"
+import { armWatchdog, awaitLine, stopChild, stopChildrenOnExit, track } from "./lib/children.mjs"
+import { clockTicks, cpuTickCounters, processCpuTicks, rssBytes } from "./lib/procStat.mjs"
+import { waitForQuietMachine } from "./lib/quietCpu.mjs"
+import { median } from "./lib/stats.mjs"
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(benchDir, "..")
@@ -21,40 +28,19 @@ const root = path.resolve(benchDir, "..")
 // ---------------------------------------------------------------------------------------------
 // Flags
 
-const argv = process.argv.slice(2)
-const flag = (name, fallback) => {
-  const i = argv.indexOf(`--${name}`)
-  if (i === -1) return fallback
-  const value = argv[i + 1]
-  if (value === undefined || value.startsWith("--")) die(`--${name} needs a value`)
-  return value
-}
-const numFlag = (name, fallback, { min = 0, integer = false } = {}) => {
-  const raw = flag(name, undefined)
-  if (raw === undefined) return fallback
-  const n = Number(raw)
-  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) die(`--${name}: bad value ${raw}`)
-  return n
-}
-function die(message) {
-  process.stderr.write(`bench: ${message}\n`)
-  process.exit(2)
-}
-if (argv.includes("--help") || argv.includes("-h")) {
-  process.stdout.write(
-    "usage: node bench/run.mjs [--duration S=8] [--reps N=3] [--scenario hello|overload|stalled|all]\n" +
-      "                          [--json out.json] [--warmup S=2] [--servers bare,stock,corral-handler,corral-httpapp]\n" +
-      "                          [--stalled-sockets N=2000]\n"
-  )
-  process.exit(0)
-}
+const { argv, die, flag, intFlag, exitWithUsageIfAsked } = parseArgs("bench")
+exitWithUsageIfAsked(
+  "usage: node bench/run.mjs [--duration S=8] [--reps N=3] [--scenario hello|overload|stalled|all]\n" +
+    "                          [--json out.json] [--warmup S=2] [--servers bare,stock,corral-handler,corral-httpapp]\n" +
+    "                          [--stalled-sockets N=2000]\n"
+)
 
-const durationS = numFlag("duration", 8, { min: 1, integer: true })
-const reps = numFlag("reps", 3, { min: 1, integer: true })
-const warmupS = numFlag("warmup", 2, { min: 1, integer: true })
+const durationS = intFlag("duration", 8)
+const reps = intFlag("reps", 3)
+const warmupS = intFlag("warmup", 2)
 const scenarioFlag = flag("scenario", "all")
 const jsonOut = flag("json", undefined)
-const stalledSockets = numFlag("stalled-sockets", 2000, { min: 1, integer: true })
+const stalledSockets = intFlag("stalled-sockets", 2000)
 if (!["hello", "overload", "stalled", "all"].includes(scenarioFlag)) die(`--scenario: ${scenarioFlag}`)
 const scenarios = scenarioFlag === "all" ? ["hello", "overload", "stalled"] : [scenarioFlag]
 
@@ -116,90 +102,54 @@ const serversFor = (scenario) =>
 if (!fs.existsSync(demo)) die(`${demo} is missing: run \`npm run build\` first`)
 
 // ---------------------------------------------------------------------------------------------
-// Child processes: every one we start is tracked, and killed if we exit early.
+// Child processes: every one we start is tracked (bench/lib/children.mjs), and killed if we exit early.
 
-const children = new Set()
-const track = (child) => {
-  children.add(child)
-  child.once("exit", () => children.delete(child))
-  return child
-}
-const killAll = () => {
-  for (const child of children) {
-    try {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-    } catch {}
-  }
-}
-process.on("exit", killAll)
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.once(sig, () => {
-    process.stderr.write(`\nbench: ${sig}, stopping children\n`)
-    killAll()
-    process.exit(130)
-  })
-}
+stopChildrenOnExit({ signals: ["SIGINT", "SIGTERM", "SIGHUP"], message: (sig) => `\nbench: ${sig}, stopping children\n` })
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const nowMs = () => performance.now()
 const log = (line) => process.stderr.write(`${line}\n`)
 
-const exited = (child) =>
-  child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve()
-    : new Promise((resolve) => child.once("exit", () => resolve()))
-
 /** Starts a server pinned to CPU 0; resolves once its first stdout line (listening) is read. */
-const startServer = (name, scenario) =>
-  new Promise((resolve, reject) => {
-    const def = SERVERS[name]
-    const child = track(spawn("taskset", ["-c", "0", process.execPath, def.script, ...def.args[scenario]], {
-      cwd: root,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NODE_ENV: "production" }
-    }))
-    const info = { name, child, pid: child.pid, url: null, stdout: "", stderrTail: "", stderrBytes: 0, exit: null }
-    let settled = false
-    const timer = setTimeout(() => {
-      if (settled) return
-      settled = true
-      child.kill("SIGKILL")
-      reject(new Error(`${name}: no listening line within 15 s; stderr: ${info.stderrTail}`))
-    }, 15_000)
-    child.stdout.setEncoding("utf8")
-    child.stdout.on("data", (chunk) => {
-      info.stdout += chunk
-      if (info.stdout.length > 65536) info.stdout = info.stdout.slice(-65536)
-      if (settled) return
-      const nl = info.stdout.indexOf("\n")
-      if (nl === -1) return
-      settled = true
-      clearTimeout(timer)
-      try {
-        const first = JSON.parse(info.stdout.slice(0, nl))
-        if (first.event !== "listening" || typeof first.url !== "string") throw new Error(`unexpected first line ${info.stdout.slice(0, nl)}`)
-        info.url = first.url
-        info.listening = first
-        resolve(info)
-      } catch (error) {
-        child.kill("SIGKILL")
-        reject(error)
-      }
-    })
-    child.stderr.setEncoding("utf8")
-    child.stderr.on("data", (chunk) => {
-      info.stderrBytes += chunk.length
-      info.stderrTail = (info.stderrTail + chunk).slice(-4000)
-    })
-    child.once("exit", (code, signal) => {
-      info.exit = { code, signal }
-      if (!settled) {
-        settled = true
-        clearTimeout(timer)
-        reject(new Error(`${name} exited (${code ?? signal}) before listening; stderr: ${info.stderrTail}`))
-      }
-    })
+const startServer = async (name, scenario) => {
+  const def = SERVERS[name]
+  const child = spawn("taskset", ["-c", "0", process.execPath, def.script, ...def.args[scenario]], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NODE_ENV: "production" }
   })
+  const exited = track(child, name)
+  const info = { name, child, pid: child.pid, url: null, stdout: "", stderrTail: "", stderrBytes: 0, exit: null }
+  child.stdout.setEncoding("utf8")
+  child.stdout.on("data", (chunk) => {
+    info.stdout += chunk
+    if (info.stdout.length > 65536) info.stdout = info.stdout.slice(-65536)
+  })
+  child.stderr.setEncoding("utf8")
+  child.stderr.on("data", (chunk) => {
+    info.stderrBytes += chunk.length
+    info.stderrTail = (info.stderrTail + chunk).slice(-4000)
+  })
+  exited.then((exit) => (info.exit = exit))
+  try {
+    info.listening = await awaitLine(child.stdout, {
+      pick: (line) => {
+        const first = JSON.parse(line)
+        if (first.event !== "listening" || typeof first.url !== "string") throw new Error(`unexpected first line ${line}`)
+        return first
+      },
+      exited,
+      timeoutMs: 15_000,
+      timeoutError: () => new Error(`${name}: no listening line within 15 s; stderr: ${info.stderrTail}`),
+      exitError: (code, signal) => new Error(`${name} exited (${code ?? signal}) before listening; stderr: ${info.stderrTail}`)
+    })
+  } catch (error) {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+    throw error
+  }
+  info.url = info.listening.url
+  return info
+}
 
 /** Fails the run if the server died while it was being measured (nobody but `stopServer` may stop it). */
 const assertAlive = (info) => {
@@ -213,48 +163,22 @@ const assertAlive = (info) => {
 }
 
 /** SIGTERM by pid, SIGKILL after 3 s if still alive. */
-const stopServer = async (info) => {
-  const { child } = info
-  if (child.exitCode !== null || child.signalCode !== null) return { ms: 0, how: "already exited", exit: info.exit }
-  const start = nowMs()
-  process.kill(child.pid, "SIGTERM")
-  const graceful = await Promise.race([exited(child).then(() => true), sleep(3000).then(() => false)])
-  if (!graceful && child.exitCode === null && child.signalCode === null) {
-    process.kill(child.pid, "SIGKILL")
-    await exited(child)
-    return { ms: Math.round(nowMs() - start), how: "SIGKILL after 3 s", exit: info.exit }
-  }
-  return { ms: Math.round(nowMs() - start), how: "SIGTERM", exit: info.exit }
-}
+const stopServer = async (info) => ({ ...(await stopChild(info.child, 3000)), exit: info.exit })
 
 // /proc readings of the server process (taskset execs node, so the pid is node's).
-const clockTicks = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100
-const cpuSeconds = (pid) => {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks
-  } catch {
-    return Number.NaN
-  }
-}
-/** One CPU's tick counters from /proc/stat (user, nice, system, idle, iowait, irq, softirq, steal). */
-const cpuTicks = (cpu) => {
-  const line = fs.readFileSync("/proc/stat", "utf8").split("\n").find((l) => l.startsWith(`cpu${cpu} `))
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number)
-  return { user, nice, system, idle, iowait, irq, softirq, steal }
-}
+const ticksPerSecond = clockTicks()
+const cpuSeconds = (pid) => processCpuTicks(pid) / ticksPerSecond
 
 /**
  * Starts a CPU accounting window: the server's own CPU, and what else ran on CPU 0 (server) and
  * CPU 1 (load generators). `loadGenCpuS` at the end: CPU seconds wrk/probe used in the window.
  */
 const cpuWindow = (pid) => {
-  const start = { at: nowMs(), server: cpuSeconds(pid), cpu0: cpuTicks(0), cpu1: cpuTicks(1), self: process.cpuUsage() }
+  const start = { at: nowMs(), server: cpuSeconds(pid), cpu0: cpuTickCounters(0), cpu1: cpuTickCounters(1), self: process.cpuUsage() }
   return (loadGenCpuS = 0) => {
-    const end = { at: nowMs(), server: cpuSeconds(pid), cpu0: cpuTicks(0), cpu1: cpuTicks(1) }
-    const d = (k) => (end.cpu0[k] - start.cpu0[k]) / clockTicks
-    const d1 = (k) => (end.cpu1[k] - start.cpu1[k]) / clockTicks
+    const end = { at: nowMs(), server: cpuSeconds(pid), cpu0: cpuTickCounters(0), cpu1: cpuTickCounters(1) }
+    const d = (k) => (end.cpu0[k] - start.cpu0[k]) / ticksPerSecond
+    const d1 = (k) => (end.cpu1[k] - start.cpu1[k]) / ticksPerSecond
     const seconds = (end.at - start.at) / 1000
     const serverS = end.server - start.server
     const self = process.cpuUsage(start.self)
@@ -275,44 +199,18 @@ const cpuWindow = (pid) => {
   }
 }
 
-/** Busy ticks of all CPUs (user + nice + system) from /proc/stat's first line. */
-const busyTicks = () => {
-  const [user, nice, system] = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1, 4).map(Number)
-  return user + nice + system
-}
-
 /**
  * The machine is shared (other people's tests run on it): before a measurement, wait until the
- * CPUs are quiet (other processes using < 25% of one CPU over 500 ms), for at most QUIET_MAX_MS.
- * Called while none of our load is running, so whatever is busy is someone else's.
+ * CPUs are quiet (other processes using < 25% of one CPU over 500 ms), for at most 3 s.
  */
-const QUIET_MAX_MS = 3000
-const awaitQuiet = async () => {
-  const start = nowMs()
-  let busy = Number.NaN
-  while (nowMs() - start < QUIET_MAX_MS) {
-    const b0 = busyTicks()
-    await sleep(500)
-    busy = (busyTicks() - b0) / clockTicks / 0.5
-    if (busy < 0.25) return { waited_ms: Math.round(nowMs() - start), quiet: true, others_cpu: busy }
-  }
-  return { waited_ms: Math.round(nowMs() - start), quiet: false, others_cpu: busy }
-}
-
-const rssBytes = (pid) => {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))
-    return m === null ? Number.NaN : Number(m[1]) * 1024
-  } catch {
-    return Number.NaN
-  }
-}
+const awaitQuiet = () => waitForQuietMachine(3000)
 
 /** Runs wrk pinned to CPU 1 and returns the BENCH_JSON summary its Lua script prints. */
 const runWrk = ({ url, connections, seconds, script }) =>
   new Promise((resolve, reject) => {
     const args = ["-c", "1", "wrk", "-t1", `-c${connections}`, `-d${seconds}s`, "--latency", "-s", path.join(benchDir, "wrk", script), url]
-    const child = track(spawn("taskset", args, { stdio: ["ignore", "pipe", "pipe"] }))
+    const child = spawn("taskset", args, { stdio: ["ignore", "pipe", "pipe"] })
+    track(child, "wrk")
     let out = ""
     let err = ""
     child.stdout.on("data", (d) => (out += d))
@@ -342,7 +240,8 @@ const runProbe = ({ url, requestPath, connections, durationMs }) =>
   new Promise((resolve, reject) => {
     const args = ["-c", "1", process.execPath, path.join(benchDir, "probe.mjs"), "--url", url, "--path", requestPath,
       "--connections", String(connections), "--duration-ms", String(durationMs)]
-    const child = track(spawn("taskset", args, { stdio: ["ignore", "pipe", "pipe"] }))
+    const child = spawn("taskset", args, { stdio: ["ignore", "pipe", "pipe"] })
+    track(child, "probe")
     let out = ""
     let err = ""
     child.stdout.on("data", (d) => (out += d))
@@ -361,12 +260,6 @@ const runProbe = ({ url, requestPath, connections, durationMs }) =>
 // ---------------------------------------------------------------------------------------------
 // Statistics and formatting
 
-const median = (values) => {
-  const xs = values.filter((v) => typeof v === "number" && Number.isFinite(v)).sort((a, b) => a - b)
-  if (xs.length === 0) return Number.NaN
-  const mid = xs.length >> 1
-  return xs.length % 2 === 1 ? xs[mid] : (xs[mid - 1] + xs[mid]) / 2
-}
 const fmtInt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a")
 const fmtMs = (us) => (Number.isFinite(us) ? (us / 1000).toFixed(us < 10_000 ? 2 : 1) : "n/a")
 const fmtX = (r) => (Number.isFinite(r) ? `${r.toFixed(2)}x` : "n/a")
@@ -637,12 +530,12 @@ if (scenarios.includes("stalled")) {
 // Watchdog: the whole run is bounded.
 const perServerS = { hello: warmupS + durationS + 6, overload: warmupS + durationS + 7, stalled: warmupS + 3 * STALL_CLIENT_S + 45 }
 const budgetS = scenarios.reduce((sum, s) => sum + ((s === "stalled" ? 1 : reps) * serversFor(s).length + REDO_BUDGET[s]) * perServerS[s], 0)
-const watchdog = setTimeout(() => {
-  log(`bench: watchdog: over ${Math.round(budgetS * 1.5 + 60)} s, giving up`)
-  killAll()
-  process.exit(1)
-}, (budgetS * 1.5 + 60) * 1000)
-watchdog.unref()
+const watchdog = armWatchdog({
+  ms: (budgetS * 1.5 + 60) * 1000,
+  message: `bench: watchdog: over ${Math.round(budgetS * 1.5 + 60)} s, giving up\n`,
+  exitCode: 1,
+  unref: true
+})
 
 log(`bench: ${machine.date}  node ${machine.node}  nproc ${machine.nproc}  ${machine.wrk}  ulimit -n ${machine.ulimit_n}`)
 log(`bench: scenarios ${scenarios.join(",")}  reps ${reps}  duration ${durationS}s  warm-up ${warmupS}s  (budget ~${Math.round(budgetS)} s)`)

@@ -28,7 +28,7 @@ const flags = {
   )
 }
 
-const line = (value: unknown) => Effect.sync(() => process.stdout.write(`${JSON.stringify(value)}\n`))
+const line = (value: unknown): Effect.Effect<void> => Effect.sync(() => void process.stdout.write(`${JSON.stringify(value)}\n`))
 
 const demoServer = Command.make("demo-server", flags, (options) =>
   Effect.gen(function*() {

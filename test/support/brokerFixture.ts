@@ -1,7 +1,7 @@
 /**
- * Broker data directories for end-to-end tests: a temp data dir with a private copy of the echo
- * backend (`<dataDir>/echo_backend.py`, so its processes can be found by command line), service
- * definitions written as an operator would, and the process table of that data dir.
+ * Broker fixtures: a services dir with a private copy of the echo backend (`<dir>/echo_backend.py`,
+ * so its processes can be found by command line) and service definitions written as an operator
+ * would; a whole broker data dir around one; the process table and socket files they leave.
  */
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
@@ -14,19 +14,23 @@ import type { Scope } from "effect"
 const python = execFileSync("python3", ["-c", "import sys; print(sys.executable)"], { encoding: "utf8" }).trim()
 const echoBackend = Fs.readFileSync(Path.resolve(import.meta.dirname, "../fixtures/echo_backend.py"), "utf8")
 
-/** A broker data directory of one test. */
-export interface BrokerDataDir {
-  readonly dir: string
+/** A services dir (mode 0700) and the echo backend its definitions launch. */
+export interface EchoServices {
   readonly servicesDir: string
-  readonly runDir: string
-  /** `<dir>/run/broker.sock`. */
-  readonly socketPath: string
   /** The echo backend's executable copy: its processes' command lines name it. */
   readonly backend: string
   /** Writes (or rewrites, in place) `<name>.service.json`: defaults, then `fields`; `launch` fields merge into the echo backend's. */
   readonly define: (name: string, fields?: Readonly<Record<string, unknown>>) => void
-  /** Live (non-zombie) processes running this data dir's echo backend. */
+  /** Live (non-zombie) processes running this echo backend. */
   readonly backendPids: () => ReadonlyArray<number>
+}
+
+/** A broker data directory of one test. */
+export interface BrokerDataDir extends EchoServices {
+  readonly dir: string
+  readonly runDir: string
+  /** `<dir>/run/broker.sock`. */
+  readonly socketPath: string
   /** Backend socket files left in `run/backends/`. */
   readonly backendSockets: () => ReadonlyArray<string>
 }
@@ -55,6 +59,40 @@ export const pidsRunning = (needle: string): ReadonlyArray<number> =>
     })
     .sort((a, b) => a - b)
 
+/** Backend socket files (`*.sock`) in `<runDir>/backends/`. */
+export const backendSocketsIn = (runDir: string): ReadonlyArray<string> => {
+  try {
+    return Fs.readdirSync(Path.join(runDir, "backends")).filter((name) => name.endsWith(".sock"))
+  } catch {
+    return []
+  }
+}
+
+/**
+ * Creates `<dir>/services` (mode 0700: the broker refuses one writable by group or others) and
+ * `<dir>/echo_backend.py`, an executable copy of the echo backend on the real interpreter.
+ */
+export const makeEchoServices = (dir: string): EchoServices => {
+  const servicesDir = Path.join(dir, "services")
+  Fs.mkdirSync(servicesDir, { recursive: true, mode: 0o700 })
+  Fs.chmodSync(servicesDir, 0o700)
+  const backend = Path.join(dir, "echo_backend.py")
+  Fs.writeFileSync(backend, `#!${python}\n${echoBackend}`, { mode: 0o755 })
+  const define = (name: string, fields: Readonly<Record<string, unknown>> = {}) => {
+    const { launch, ...rest } = fields
+    const definition = {
+      name,
+      default_version: "1.0.0",
+      endpoint: { kind: "unix" },
+      ready_timeout_ms: 5_000,
+      ...rest,
+      launch: { executable: backend, ...(typeof launch === "object" && launch !== null ? launch : {}) }
+    }
+    Fs.writeFileSync(Path.join(servicesDir, `${name}.service.json`), JSON.stringify(definition), { mode: 0o600 })
+  }
+  return { servicesDir, backend, define, backendPids: () => pidsRunning(backend) }
+}
+
 /**
  * A fresh data dir under a short temp path (Unix socket paths stay under 108 bytes). The scope's
  * end removes it; register it before the broker, so the broker has drained by then.
@@ -62,41 +100,13 @@ export const pidsRunning = (needle: string): ReadonlyArray<number> =>
 export const makeBrokerDataDir: Effect.Effect<BrokerDataDir, never, Scope.Scope> = Effect.acquireRelease(
   Effect.sync((): BrokerDataDir => {
     const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cbk-"))
-    const servicesDir = Path.join(dir, "services")
     const runDir = Path.join(dir, "run")
-    // The broker refuses a services dir writable by group or others.
-    Fs.mkdirSync(servicesDir, { recursive: true, mode: 0o700 })
-    Fs.chmodSync(servicesDir, 0o700)
-    const backend = Path.join(dir, "echo_backend.py")
-    Fs.writeFileSync(backend, `#!${python}\n${echoBackend}`, { mode: 0o755 })
-    const define = (name: string, fields: Readonly<Record<string, unknown>> = {}) => {
-      const { launch, ...rest } = fields
-      const definition = {
-        name,
-        default_version: "1.0.0",
-        endpoint: { kind: "unix" },
-        ready_timeout_ms: 5_000,
-        ...rest,
-        launch: { executable: backend, ...(typeof launch === "object" && launch !== null ? launch : {}) }
-      }
-      Fs.writeFileSync(Path.join(servicesDir, `${name}.service.json`), JSON.stringify(definition), { mode: 0o600 })
-    }
-    const backendSockets = () => {
-      try {
-        return Fs.readdirSync(Path.join(runDir, "backends")).filter((name) => name.endsWith(".sock"))
-      } catch {
-        return []
-      }
-    }
     return {
+      ...makeEchoServices(dir),
       dir,
-      servicesDir,
       runDir,
       socketPath: Path.join(runDir, "broker.sock"),
-      backend,
-      define,
-      backendPids: () => pidsRunning(backend),
-      backendSockets
+      backendSockets: () => backendSocketsIn(runDir)
     }
   }),
   ({ dir }) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))

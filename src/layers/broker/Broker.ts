@@ -7,14 +7,15 @@
 import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { Clock, Deferred, Duration, Effect, Either, Option, Ref, Schema } from "effect"
+import { Clock, Deferred, Duration, Effect, Either, Layer, Option, Ref, Schema } from "effect"
 import type { Scope } from "effect"
 import { readFdCounts } from "../system/FdUsage.js"
 import { type FdPressureState, defaultFdPressurePolicy, initialFdPressureState, step as fdStep } from "../../services/policies/FdPressure.js"
 import { defaultRateLimitPolicy, initialRateLimitState, take as takeToken } from "../../services/policies/RateLimit.js"
 import type { BoundedConnection } from "../../services/server/BoundedConnection.js"
 import type { ServeError, BoundedServerConfigError } from "../../services/server/BoundedServer.js"
-import type { AdminSnapshot, BrokerShape } from "../../services/broker/Broker.js"
+import { type AdminSnapshot, Broker, type BrokerShape } from "../../services/broker/Broker.js"
+import { BackendRegistry } from "../../services/broker/BackendRegistry.js"
 import {
   type AdminRequest,
   BrokerErrorCode,
@@ -24,10 +25,10 @@ import {
 } from "../../services/broker/BrokerProtocol.js"
 import type { ProcessLauncher } from "../../services/host/ProcessLauncher.js"
 import type { LoopbackPorts } from "../../services/system/LoopbackPorts.js"
-import { makeBackendRegistry } from "./BackendRegistry.js"
+import { BackendRegistryLive } from "./registry/BackendRegistry.js"
 import { serveConnections } from "../server/BoundedServer.js"
 import { decodeRequest, encodeFrame, FrameDecoder } from "./BrokerFraming.js"
-import { makeServiceDefinitions } from "./ServiceDefinitions.js"
+import { ServiceDefinitionsLive } from "./ServiceDefinitions.js"
 import { errorCode } from "../../services/system/ErrorDetails.js"
 
 /** Where the broker lives and how patient it is. */
@@ -55,17 +56,16 @@ const encodeReply = (reply: BrokerReply): Uint8Array => {
   return Either.getOrElse(fallback, () => new Uint8Array(0))
 }
 
-/** Starts the broker in the current scope; closing the scope drains it and stops its backends. */
-export const makeBroker = (
+/** Serves the broker in the current scope on the registry in context; closing the scope drains it. */
+const serveBroker = (
   options: BrokerOptions
-): Effect.Effect<BrokerShape, ServeError | BoundedServerConfigError, ProcessLauncher | LoopbackPorts | Scope.Scope> =>
+): Effect.Effect<BrokerShape, ServeError | BoundedServerConfigError, BackendRegistry | Scope.Scope> =>
   Effect.gen(function*() {
     const runDir = Path.join(options.dataDir, "run")
     const socketPath = Path.join(runDir, "broker.sock")
     Fs.mkdirSync(runDir, { recursive: true, mode: 0o700 })
     Fs.chmodSync(runDir, 0o700)
-    const definitions = yield* makeServiceDefinitions(Path.join(options.dataDir, "services"))
-    const registry = yield* makeBackendRegistry({ runDir, logsDir: Path.join(options.dataDir, "logs"), definitions })
+    const registry = yield* BackendRegistry
     const instance = `broker-${randomBytes(4).toString("hex")}`
     const startedAt = yield* Clock.currentTimeMillis
     const readDeadlineMs = options.readDeadlineMs ?? 10_000
@@ -237,3 +237,25 @@ export const makeBroker = (
     yield* Effect.addFinalizer(() => Effect.zipRight(Ref.set(accepting, false), Deferred.succeed(draining, undefined)))
     return { socketPath, snapshot }
   })
+
+/** The broker on `<dataDir>/run/broker.sock`, answering hellos from the backend registry it is given. */
+export const BrokerLive = (
+  options: BrokerOptions
+): Layer.Layer<Broker, ServeError | BoundedServerConfigError, BackendRegistry> => Layer.scoped(Broker, serveBroker(options))
+
+/** The backend registry of a data dir: definitions from `services/`, sockets in `run/backends/`, output in `logs/`. */
+export const BrokerBackendsLive = (
+  dataDir: string
+): Layer.Layer<BackendRegistry, never, ProcessLauncher | LoopbackPorts> =>
+  BackendRegistryLive({ runDir: Path.join(dataDir, "run"), logsDir: Path.join(dataDir, "logs") }).pipe(
+    Layer.provide(ServiceDefinitionsLive(Path.join(dataDir, "services")))
+  )
+
+/**
+ * Starts the broker of a data dir, with its own definitions and registry, in the current scope;
+ * closing the scope drains it, then stops its backends.
+ */
+export const makeBroker = (
+  options: BrokerOptions
+): Effect.Effect<BrokerShape, ServeError | BoundedServerConfigError, ProcessLauncher | LoopbackPorts | Scope.Scope> =>
+  Effect.flatMap(Layer.build(BrokerBackendsLive(options.dataDir)), (backends) => Effect.provide(serveBroker(options), backends))

@@ -19,6 +19,7 @@ import {
 } from "../../services/broker/BrokerProtocol.js"
 import { encodeFrame, FrameDecoder } from "./BrokerFraming.js"
 import { errorCode } from "../../services/system/ErrorDetails.js"
+import { parseIssueLines } from "../../services/system/ParseIssues.js"
 
 /** Deadline of one attempt (connect, send, reply) when none is given. */
 export const defaultBrokerTimeoutMs = 10_000
@@ -80,11 +81,7 @@ const exchange = (socketPath: string, frame: Uint8Array, what: string): Effect.E
     })
   })
 
-const firstIssue = (error: ParseResult.ParseError): string => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  if (issue === undefined) return "does not match the protocol"
-  return issue.path.length === 0 ? issue.message : `${issue.path.join(".")}: ${issue.message}`
-}
+const firstIssue = (error: ParseResult.ParseError): string => parseIssueLines(error)[0] ?? "does not match the protocol"
 
 /** A broker client on `socketPath` (no resources held between calls). */
 export const makeBrokerClient = (socketPath: string, options: BrokerClientOptions = {}): BrokerClientShape => {

@@ -12,6 +12,7 @@ import {
   HelloRequest,
   maxFrameBytes
 } from "../../services/broker/BrokerProtocol.js"
+import { parseIssueLines } from "../../services/system/ParseIssues.js"
 
 /** A frame that cannot be encoded or decoded; a decoder that produced one is poisoned. */
 export class FrameError extends Schema.TaggedError<FrameError>()("FrameError", {
@@ -155,11 +156,8 @@ const clip = (text: string, length: number): string => text.length > length ? `$
 
 const quote = (text: string): string => JSON.stringify(clip(text, quotedLength))
 
-const firstIssue = (error: ParseResult.ParseError): string => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  if (issue === undefined) return "does not match the protocol"
-  return clip(issue.path.length === 0 ? issue.message : `${issue.path.join(".")}: ${issue.message}`, messageLength)
-}
+const firstIssue = (error: ParseResult.ParseError): string =>
+  clip(parseIssueLines(error)[0] ?? "does not match the protocol", messageLength)
 
 /**
  * A frame's JSON value as a request. An unknown `type`, an unknown admin `verb` or a `protocol`

@@ -5,17 +5,19 @@
  */
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
-import { Effect, Either, ParseResult, Ref, Schema } from "effect"
+import { Effect, Either, Layer, Ref, Schema } from "effect"
 import { ServiceName } from "../../services/broker/BrokerProtocol.js"
-import { ConfigError, renderConfigPath } from "../../services/host/HostConfig.js"
+import { ConfigError } from "../../services/host/HostConfig.js"
 import {
   ServiceDefinition,
-  type ServiceDefinitions,
+  ServiceDefinitions,
+  type ServiceDefinitionsShape,
   serviceDefinitionSuffix,
   UnknownService,
   checkVersion
 } from "../../services/broker/ServiceDefinition.js"
 import { errorCode, errorText } from "../../services/system/ErrorDetails.js"
+import { parseProblems, renderConfigPath } from "../../services/system/ParseIssues.js"
 
 interface CachedDefinition {
   readonly stamp: string
@@ -61,37 +63,6 @@ const crossCheck = (
   return undefined
 }
 
-interface Issue {
-  readonly path: ReadonlyArray<Segment>
-  readonly message: string
-}
-
-const expectedActual = /^Expected (.*), actual (.*)$/s
-
-/**
- * A value that matches no member of a union gets one issue per member at the same path
- * (`Expected "unix", actual "udp"`, `Expected "tcp", actual "udp"`); they read better as one.
- */
-const mergeAlternatives = (issues: ReadonlyArray<Issue>): ReadonlyArray<Issue> => {
-  const merged: Array<Issue> = []
-  for (const issue of issues) {
-    const previous = merged.at(-1)
-    const a = previous === undefined ? null : expectedActual.exec(previous.message)
-    const b = expectedActual.exec(issue.message)
-    if (
-      previous !== undefined && a !== null && b !== null && a[2] === b[2] &&
-      renderConfigPath(previous.path) === renderConfigPath(issue.path)
-    ) {
-      // `undefined` is the optional field's own alternative, which JSON cannot express.
-      const expected = [a[1], b[1]].filter((alternative) => alternative !== "undefined").join(" | ")
-      merged[merged.length - 1] = { path: previous.path, message: `Expected ${expected}, actual ${b[2]}` }
-    } else {
-      merged.push(issue)
-    }
-  }
-  return merged
-}
-
 /** Decodes the text of `file` (pure); errors name the file and the JSON path. */
 export const parseServiceDefinition = (
   file: string,
@@ -108,7 +79,7 @@ export const parseServiceDefinition = (
   }
   const decoded = decodeDefinition(json)
   if (Either.isLeft(decoded)) {
-    const issues = mergeAlternatives(ParseResult.ArrayFormatter.formatErrorSync(decoded.left))
+    const issues = parseProblems(decoded.left)
     const [first] = issues
     if (first === undefined) return fail([], "does not match the service definition schema")
     const more = issues.length - 1
@@ -119,7 +90,7 @@ export const parseServiceDefinition = (
 }
 
 /** A reader of `dir` (made absolute) with its own cache. Nothing is read until the first lookup. */
-export const makeServiceDefinitions = (dir: string): Effect.Effect<ServiceDefinitions> =>
+export const makeServiceDefinitions = (dir: string): Effect.Effect<ServiceDefinitionsShape> =>
   Effect.gen(function*() {
     const root = Path.resolve(dir)
     const cache = yield* Ref.make<ReadonlyMap<string, CachedDefinition>>(new Map())
@@ -171,3 +142,7 @@ export const makeServiceDefinitions = (dir: string): Effect.Effect<ServiceDefini
 
     return { dir: root, lookup }
   })
+
+/** The service definitions of `dir`. */
+export const ServiceDefinitionsLive = (dir: string): Layer.Layer<ServiceDefinitions> =>
+  Layer.effect(ServiceDefinitions, makeServiceDefinitions(dir))

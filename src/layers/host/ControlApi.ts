@@ -3,23 +3,22 @@
  * every `/v1/*` route needs `Authorization: Bearer <run/control.token>`.
  */
 import { timingSafeEqual } from "node:crypto"
-import { Effect, Either, ParseResult, Schema } from "effect"
+import { Effect, Either, Schema } from "effect"
+import { parseIssueLines } from "../../services/system/ParseIssues.js"
 import { contentType as prometheusContentType, prometheusSnapshot } from "../system/PrometheusText.js"
 import type { ResourcePressureMonitor } from "../system/ResourcePressure.js"
 import type { BoundedRequest, RequestHandler } from "../../services/server/BoundedHttp.js"
 import { BoundedResponse } from "../../services/server/BoundedHttp.js"
 import type { BoundedServerShape } from "../../services/server/BoundedServer.js"
 import { WorkflowEnvelope } from "../../services/host/MiddlewareContract.js"
+import type { HookRunnerShape } from "../../services/host/HookRunner.js"
 import type { SupervisorShape } from "../../services/host/Supervisor.js"
 
 /** What the control API serves. */
 export interface ControlApiDependencies {
   readonly token: string
   readonly supervisor: SupervisorShape
-  readonly hooks: {
-    readonly names: ReadonlyArray<string>
-    readonly invoke: (hook: string, envelope: WorkflowEnvelope) => Effect.Effect<unknown>
-  }
+  readonly hooks: HookRunnerShape
   /** The control server itself (for its readiness and metrics); resolved once it listens. */
   readonly server: Effect.Effect<BoundedServerShape>
   readonly pressure: ResourcePressureMonitor
@@ -31,7 +30,7 @@ const notFound = (what: string) => BoundedResponse.json({ error: "not_found", me
 
 const authorized = (request: BoundedRequest, token: string): boolean => {
   const header = request.headers.authorization
-  if (header === undefined || !header.startsWith("Bearer ")) return false
+  if (typeof header !== "string" || !header.startsWith("Bearer ")) return false
   const given = Buffer.from(header.slice("Bearer ".length).trim())
   const expected = Buffer.from(token)
   return given.length === expected.length && timingSafeEqual(given, expected)
@@ -100,13 +99,15 @@ const invokeHook = (deps: ControlApiDependencies, hook: string, request: Bounded
       : body.right
     const envelope = decodeEnvelope(withHook)
     if (Either.isLeft(envelope)) {
-      const issues = ParseResult.ArrayFormatter.formatErrorSync(envelope.left).map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`)
-      return BoundedResponse.json({ error: "bad_envelope", message: `not a WorkflowEnvelope: ${issues.join("; ")}` }, 400)
+      return BoundedResponse.json({ error: "bad_envelope", message: `not a WorkflowEnvelope: ${parseIssueLines(envelope.left).join("; ")}` }, 400)
     }
     if (envelope.right.hook !== hook) {
       return BoundedResponse.json({ error: "bad_envelope", message: `envelope.hook is ${envelope.right.hook} but the route's hook is ${hook}` }, 400)
     }
-    return BoundedResponse.json(yield* deps.hooks.invoke(hook, envelope.right))
+    return yield* deps.hooks.invoke(hook, envelope.right).pipe(
+      Effect.map((result) => BoundedResponse.json(result)),
+      Effect.catchTag("UnknownHook", (error) => Effect.succeed(notFound(error.message)))
+    )
   })
 
 const readiness = (deps: ControlApiDependencies) =>

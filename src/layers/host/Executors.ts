@@ -7,17 +7,16 @@ import { Effect, Inspectable, Option, ParseResult, Predicate, Schema } from "eff
 import type { ComponentRoute, Phase } from "../../services/host/Component.js"
 import { isRoutable } from "../../services/host/Component.js"
 import { ExecutorError, type Executor, type InProcessFunction } from "../../services/host/Executor.js"
-import { type ComponentConfig, ConfigError, HttpConfig } from "../../services/host/HostConfig.js"
+import { type ComponentConfig, ConfigError, defaultHttpConfig } from "../../services/host/HostConfig.js"
 import { MiddlewareDecision, type WorkflowEnvelope } from "../../services/host/MiddlewareContract.js"
 import type { CallLimits, ModuleCallError, ModuleClientShape } from "../../services/host/ModuleClient.js"
 import { describeExit, type LaunchError, ProcessLauncher } from "../../services/host/ProcessLauncher.js"
+import { parseIssueLines } from "../../services/system/ParseIssues.js"
 
 /** A component as the executors see it: its config with its id filled in. */
 export type ExecutorComponent = ComponentConfig & { readonly id: string }
 
 
-/** `http` defaults (request_timeout_ms 5000, max_response_bytes 65536, invoke_path `/v1/middleware/invoke`) for a component without `http`. */
-export const defaultHttpConfig: HttpConfig = Schema.decodeSync(HttpConfig)({})
 
 /**
  * Extra time an outer deadline leaves the client or launcher to report its own timeout (and clean up
@@ -59,15 +58,7 @@ const summarizeInvalid = (answer: unknown, error: ParseResult.ParseError): strin
   if (typeof answer !== "object" || answer === null || Array.isArray(answer)) {
     return `expected a JSON object like {"decision":"allow"}, got ${kindOf(answer)}`
   }
-  const seen = new Set<string>()
-  const issues: Array<string> = []
-  for (const issue of ParseResult.ArrayFormatter.formatErrorSync(error)) {
-    const path = issue.path.map(String).join(".")
-    if (seen.has(path)) continue
-    seen.add(path)
-    issues.push(path.length === 0 ? issue.message : `${path}: ${issue.message}`)
-  }
-  return truncate(issues.join("; "))
+  return truncate(parseIssueLines(error).join("; "))
 }
 
 /** Decodes an answer as a `MiddlewareDecision`; an invalid one fails with `InvalidDecision` and what is wrong. */

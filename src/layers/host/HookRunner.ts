@@ -3,66 +3,20 @@
  * the next step a new payload, `deny` stops; a failed step denies (`fail_closed`) or is recorded and
  * skipped over (`fail_open`). The envelope's `deadline_ms` bounds the whole chain.
  */
-import { Clock, Duration, Effect, Schema } from "effect"
-import { ExecutorFailureReason } from "../../services/host/Executor.js"
-import type { Executor } from "../../services/host/Executor.js"
-import { FailurePolicy, type HookConfig } from "../../services/host/HostConfig.js"
-import { MiddlewareDecision, type WorkflowEnvelope } from "../../services/host/MiddlewareContract.js"
-
-/** What became of one step: its decision, `failed`, or `skipped` (not run after the chain stopped). */
-export const StepOutcome = Schema.Literal("allow", "deny", "modify", "failed", "skipped")
-/** What became of one step. */
-export type StepOutcome = typeof StepOutcome.Type
-
-/** Why a step failed: an executor's reason, or `NoExecutor` when the hook names an unknown component. */
-export const StepFailureReason = Schema.Union(ExecutorFailureReason, Schema.Literal("NoExecutor"))
-/** Why a step failed. */
-export type StepFailureReason = typeof StepFailureReason.Type
-
-/** One step of a hook run, as `POST /v1/hooks/{hook}/invoke` and the invocation trace show it. */
-export const HookStep = Schema.Struct({
-  component: Schema.String,
-  outcome: StepOutcome,
-  duration_ms: Schema.Number,
-  error: Schema.optional(Schema.Struct({ reason: StepFailureReason, message: Schema.String }))
-})
-/** One step of a hook run. */
-export type HookStep = typeof HookStep.Type
-
-/** The body of `POST /v1/hooks/{hook}/invoke`: the hook's decision and what each step did. */
-export const HookResult = Schema.Struct({
-  decision: MiddlewareDecision,
-  steps: Schema.Array(HookStep)
-})
-/** The result of a hook run. */
-export type HookResult = typeof HookResult.Type
-
-/** One line of `trace/invocation.jsonl`: a whole hook run. */
-export const InvocationRecord = Schema.Struct({
-  at: Schema.String,
-  hook: Schema.String,
-  envelope_id: Schema.String,
-  subject: Schema.String,
-  decision: MiddlewareDecision,
-  failure_policy: FailurePolicy,
-  steps: Schema.Array(HookStep),
-  duration_ms: Schema.Number
-})
-/** One line of the invocation trace. */
-export type InvocationRecord = typeof InvocationRecord.Type
-
-/** A hook to run: its name, its ordered component ids and what a failed step does. */
-export interface HookSpec {
-  readonly name: string
-  readonly components: ReadonlyArray<string>
-  readonly failurePolicy: typeof FailurePolicy.Type
-}
-
-/** Reads a hook's config (a bare list is `fail_closed`) as a `HookSpec`. */
-export const hookSpec = (name: string, config: typeof HookConfig.Type): HookSpec =>
-  "components" in config
-    ? { name, components: config.components, failurePolicy: config.failure_policy }
-    : { name, components: config, failurePolicy: "fail_closed" }
+import { Clock, Duration, Effect, Layer } from "effect"
+import { type Executor, Executors } from "../../services/host/Executor.js"
+import { EffectiveConfig } from "../../services/host/EffectiveConfig.js"
+import {
+  type HookResult,
+  HookRunner,
+  type HookSpec,
+  hookSpec,
+  type HookStep,
+  type StepFailureReason,
+  UnknownHook
+} from "../../services/host/HookRunner.js"
+import type { MiddlewareDecision, WorkflowEnvelope } from "../../services/host/MiddlewareContract.js"
+import { type InvocationRecord, TraceLog } from "../../services/host/Traces.js"
 
 interface StepFailure {
   readonly reason: StepFailureReason
@@ -182,3 +136,24 @@ export const runHook = (
     })
     return result
   })
+
+/** The host's hooks from the effective config, run with the host's executors, traced to `trace/invocation.jsonl`. */
+export const HookRunnerLive: Layer.Layer<HookRunner, never, EffectiveConfig | Executors | TraceLog> = Layer.effect(
+  HookRunner,
+  Effect.gen(function*() {
+    const config = yield* EffectiveConfig
+    const executors = yield* Executors
+    const traces = yield* TraceLog
+    const hooks = new Map(Object.entries(config.hooks).map(([name, hook]) => [name, hookSpec(name, hook)]))
+    const names = [...hooks.keys()]
+    return {
+      names,
+      invoke: (name, envelope) => {
+        const spec = hooks.get(name)
+        return spec === undefined
+          ? Effect.fail(new UnknownHook({ hook: name, known: names }))
+          : runHook(spec, envelope, executors.get, traces.invocation)
+      }
+    }
+  })
+)

@@ -3,24 +3,30 @@
  * component) and `trace/invocation.jsonl` (what happened to a hook call). Both rotate.
  */
 import * as Path from "node:path"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import type { Scope } from "effect"
-import type { LifecycleEvent } from "../../services/host/Supervisor.js"
+import { EffectiveConfig } from "../../services/host/EffectiveConfig.js"
+import { HostPaths } from "../../services/host/HostPaths.js"
+import { TraceLog, type TraceLogShape } from "../../services/host/Traces.js"
 import { makeRotatingFile, type RotatingFileOptions } from "../system/RotatingFile.js"
 
-/** Appenders for the two trace files. */
-export interface TraceLogs {
-  readonly lifecycle: (event: LifecycleEvent) => Effect.Effect<void>
-  readonly invocation: (record: unknown) => Effect.Effect<void>
-}
-
-/** Opens both trace files under `<dataDir>/trace` for the life of the scope. */
-export const makeTraceLogs = (dataDir: string, rotation: RotatingFileOptions): Effect.Effect<TraceLogs, never, Scope.Scope> =>
+/** Opens both trace files in `traceDir` for the life of the scope. */
+export const makeTraceLogs = (traceDir: string, rotation: RotatingFileOptions): Effect.Effect<TraceLogShape, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const lifecycle = yield* makeRotatingFile(Path.join(dataDir, "trace", "lifecycle.jsonl"), rotation)
-    const invocation = yield* makeRotatingFile(Path.join(dataDir, "trace", "invocation.jsonl"), rotation)
+    const lifecycle = yield* makeRotatingFile(Path.join(traceDir, "lifecycle.jsonl"), rotation)
+    const invocation = yield* makeRotatingFile(Path.join(traceDir, "invocation.jsonl"), rotation)
     return {
       lifecycle: (event) => lifecycle.writeLine(JSON.stringify(event)),
       invocation: (record) => invocation.writeLine(JSON.stringify(record))
     }
   })
+
+/** The host's trace files under `trace/`, rotated as `host.trace` says. */
+export const TraceLogLive: Layer.Layer<TraceLog, never, HostPaths | EffectiveConfig> = Layer.scoped(
+  TraceLog,
+  Effect.gen(function*() {
+    const config = yield* EffectiveConfig
+    const paths = yield* HostPaths
+    return yield* makeTraceLogs(paths.trace, { maxBytes: config.host.trace.max_bytes, keep: config.host.trace.keep })
+  })
+)

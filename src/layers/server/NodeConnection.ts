@@ -51,11 +51,13 @@ export const makeNodeConnection = (id: string, socket: Net.Socket): BoundedConne
   return {
     id,
     remoteAddress: socket.remoteAddress,
-    socket,
     read,
     write,
     end: Effect.sync(() => {
       if (!socket.destroyed && !socket.writableEnded) socket.end()
+    }),
+    destroy: Effect.sync(() => {
+      socket.destroy()
     })
   }
 }

@@ -2,9 +2,9 @@
  * `BoundedRequest` over a `node:http` request: fields are computed on first use, so a handler that
  * never reads the query or the body pays nothing for them.
  */
-import type { IncomingHttpHeaders, IncomingMessage } from "node:http"
+import type { IncomingMessage } from "node:http"
 import { Effect } from "effect"
-import { RequestBodyError, type BoundedRequest } from "../../services/server/BoundedHttp.js"
+import { RequestBodyError, type BoundedRequest, type RequestHeaders } from "../../services/server/BoundedHttp.js"
 
 /** Reads a request body, failing with `TooLarge` past `maxBytes` (counted while streaming). */
 export const readBody = (source: IncomingMessage, maxBytes: number): Effect.Effect<Uint8Array, RequestBodyError> =>
@@ -85,7 +85,7 @@ export class NodeBoundedRequest implements BoundedRequest {
     }
     return this.queryCache
   }
-  get headers(): IncomingHttpHeaders {
+  get headers(): RequestHeaders {
     return this.source.headers
   }
   get remoteAddress(): string | undefined {

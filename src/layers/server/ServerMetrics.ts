@@ -1,26 +1,11 @@
 /**
- * The bounded server's Effect metrics. Names are a contract (Prometheus series); labels are fixed
- * arrays per server and route so the hot path hits Effect's per-label hook cache.
+ * The bounded server's Effect metrics. Their names are a contract (Prometheus series) kept in
+ * services/system/MetricNames.ts; labels are fixed arrays per server and route so the hot path hits
+ * Effect's per-label hook cache.
  */
 import { Metric, MetricBoundaries, MetricLabel } from "effect"
 import type { ServerMetricsSnapshot } from "../../services/server/BoundedServer.js"
-
-/** Metric names: frozen, they are what dashboards and alerts query. */
-export const ServerMetricNames = {
-  activeConnections: "corral_active_connections",
-  inFlight: "corral_in_flight_requests",
-  acceptedTotal: "corral_accepted_total",
-  rejectedOverCapacityTotal: "corral_rejected_over_capacity_total",
-  requestsTotal: "corral_requests_total",
-  handlerErrorsTotal: "corral_handler_errors_total",
-  handlerTimeoutsTotal: "corral_handler_timeouts_total",
-  clientErrorsTotal: "corral_client_errors_total",
-  acceptErrorsTotal: "corral_accept_errors_total",
-  shutdownDrainMs: "corral_shutdown_drain_ms",
-  lastAcceptErrorTimestamp: "corral_last_accept_error_timestamp_seconds",
-  lastHandlerErrorTimestamp: "corral_last_handler_error_timestamp_seconds",
-  requestDuration: "corral_request_duration_seconds"
-} as const
+import { ServerMetricNames } from "../../services/system/MetricNames.js"
 
 const activeConnections = Metric.gauge(ServerMetricNames.activeConnections, {
   description: "Connections holding a connection permit"

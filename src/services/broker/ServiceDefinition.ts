@@ -3,7 +3,7 @@
  * on demand — which versions may be asked for, the command line (with `{version}`, `{endpoint}`,
  * `{path}` and `{port}` placeholders), the endpoint kind, readiness and idle bounds, the sandbox.
  */
-import { Either, Schema } from "effect"
+import { Context, Either, Schema } from "effect"
 import type { Effect } from "effect"
 import { ServiceName } from "./BrokerProtocol.js"
 import { type ConfigError, SandboxProfile } from "../host/HostConfig.js"
@@ -73,12 +73,15 @@ export class UnknownService extends Schema.TaggedError<UnknownService>()("Unknow
 }
 
 /** Reads service definitions, re-reading a file whenever it changed. */
-export interface ServiceDefinitions {
+export interface ServiceDefinitionsShape {
   /** The directory holding `<name>.service.json`. */
   readonly dir: string
   /** The current definition of `name`; errors name the file and the JSON path. */
   readonly lookup: (name: string) => Effect.Effect<ServiceDefinition, ConfigError | UnknownService>
 }
+
+/** The broker's service definitions (`<data-dir>/services/`). */
+export class ServiceDefinitions extends Context.Tag("corral/ServiceDefinitions")<ServiceDefinitions, ServiceDefinitionsShape>() {}
 
 /** A requested version the definition does not allow. */
 export interface VersionBlocked {

@@ -3,7 +3,7 @@
  * `http_local_json`). Every invocation takes a `WorkflowEnvelope` and must return a valid
  * `MiddlewareDecision`; anything else is an `ExecutorError`, never a silent pass.
  */
-import { Schema } from "effect"
+import { Context, Schema } from "effect"
 import type { Effect } from "effect"
 import { Phase } from "./Component.js"
 import type { MiddlewareDecision, WorkflowEnvelope } from "./MiddlewareContract.js"
@@ -37,3 +37,17 @@ export interface Executor {
 
 /** A function an `in_process` component runs. */
 export type InProcessFunction = (envelope: WorkflowEnvelope) => Effect.Effect<unknown, unknown>
+
+/** The executors of the host's enabled components, by component id. */
+export interface ExecutorsShape {
+  readonly get: (componentId: string) => Executor | undefined
+}
+
+/** The executors of the current host. */
+export class Executors extends Context.Tag("corral/Executors")<Executors, ExecutorsShape>() {}
+
+/** The functions `in_process` components may name, by name (none unless a program registers some). */
+export class InProcessFunctions extends Context.Tag("corral/InProcessFunctions")<
+  InProcessFunctions,
+  ReadonlyMap<string, InProcessFunction>
+>() {}

@@ -45,6 +45,9 @@ export const HttpConfig = Schema.Struct({
 /** How the host talks HTTP JSON to a component. */
 export type HttpConfig = typeof HttpConfig.Type
 
+/** The `http` of a component that gives none: every default, decoded once. */
+export const defaultHttpConfig: HttpConfig = Schema.decodeSync(HttpConfig)({})
+
 /** When a supervised component is restarted after it fails. */
 export const RestartPolicy = Schema.Struct({
   mode: Schema.optionalWith(Schema.Literal("never", "on_failure"), { default: () => "on_failure" as const }),
@@ -133,22 +136,8 @@ export const HostConfig = Schema.Struct({
 /** The effective configuration. */
 export type HostConfig = typeof HostConfig.Type
 
-/**
- * Renders a JSON path: `(root)`, dotted names, `["…"]` for keys that are not plain names (such as
- * component ids with dots) and `[n]` for array items, e.g. `components["middleware.dator"].http.port`.
- */
-export const renderConfigPath = (path: ReadonlyArray<PropertyKey>): string =>
-  path.length === 0
-    ? "(root)"
-    : path
-      .map((segment, index) =>
-        typeof segment === "number"
-          ? `[${segment}]`
-          : typeof segment === "string" && /^[A-Za-z_][A-Za-z0-9_-]*$/.test(segment)
-          ? `${index === 0 ? "" : "."}${segment}`
-          : `[${JSON.stringify(String(segment))}]`
-      )
-      .join("")
+/** Re-exported: a `ConfigError`'s path is rendered by the one JSON-path renderer. */
+export { renderConfigPath } from "../system/ParseIssues.js"
 
 /** A configuration problem, named by file, JSON path and reason. Nothing starts while one exists. */
 export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {

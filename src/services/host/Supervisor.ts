@@ -3,21 +3,9 @@
  * `middleware-init`, health, restarts — and publishes every phase change as a typed event.
  */
 import { Context, Schema } from "effect"
-import type { Effect, Stream } from "effect"
-import { type ComponentRoute, type ComponentView, Phase } from "./Component.js"
-
-/** One phase change, with the reason; the lifecycle trace is a stream of these. */
-export const LifecycleEvent = Schema.Struct({
-  at: Schema.String,
-  component: Schema.String,
-  from: Phase,
-  to: Phase,
-  reason: Schema.String,
-  pid: Schema.NullOr(Schema.Number),
-  exit: Schema.optional(Schema.Struct({ code: Schema.NullOr(Schema.Number), signal: Schema.NullOr(Schema.String) }))
-})
-/** One phase change. */
-export type LifecycleEvent = typeof LifecycleEvent.Type
+import type { Effect, Scope, Stream } from "effect"
+import type { ComponentRoute, ComponentView } from "./Component.js"
+import type { LifecycleEvent } from "./Traces.js"
 
 /** No component has that id. */
 export class UnknownComponent extends Schema.TaggedError<UnknownComponent>()("UnknownComponent", {
@@ -25,6 +13,37 @@ export class UnknownComponent extends Schema.TaggedError<UnknownComponent>()("Un
 }) {
   override get message(): string {
     return `no component named ${this.component}`
+  }
+}
+
+/** Why a run of a component ended in `failed` or in a restart. */
+export const ComponentFailureReason = Schema.Literal(
+  /** Not ready within `startup_timeout_ms`. */
+  "NotReady",
+  /** The process exited before it was ready. */
+  "ExitedEarly",
+  /** `middleware-init` could not be sent or was not answered. */
+  "InitFailed",
+  /** The module report failed validation. */
+  "BadReport",
+  /** The report names contract or API versions this host does not speak. */
+  "IncompatibleContract",
+  /** The process crashed and the restart budget is spent (or the policy is `never`). */
+  "BudgetSpent",
+  /** The process could not be started (spawn error, no free port). */
+  "LaunchFailed"
+)
+/** Why a run of a component failed. */
+export type ComponentFailureReason = typeof ComponentFailureReason.Type
+
+/** A component failure; its `message` is what `last_error` and the lifecycle trace show. */
+export class ComponentFailure extends Schema.TaggedError<ComponentFailure>()("ComponentFailure", {
+  component: Schema.String,
+  reason: ComponentFailureReason,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return this.detail
   }
 }
 
@@ -43,8 +62,10 @@ export interface SupervisorShape {
   readonly route: (id: string) => Effect.Effect<ComponentRoute, UnknownComponent>
   /** An invocation of the component timed out: counts toward `degraded` like a failed health check. */
   readonly invocationTimedOut: (id: string) => Effect.Effect<void>
-  /** Lifecycle events from now on. */
+  /** Lifecycle events from the moment the stream is run. */
   readonly events: Stream.Stream<LifecycleEvent>
+  /** Subscribes now (so nothing published after this call is missed) for the life of the scope. */
+  readonly subscribe: Effect.Effect<Stream.Stream<LifecycleEvent>, never, Scope.Scope>
 }
 
 /** The supervisor of the current host. */

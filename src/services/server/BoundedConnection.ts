@@ -2,7 +2,6 @@
  * The bounded server's raw connection interface, for TCP and Unix-socket protocols (the broker):
  * one handler run per admitted connection, under the same permits, deadline, defect and drain rules.
  */
-import type * as Net from "node:net"
 import type { Effect, Option } from "effect"
 import { Schema } from "effect"
 
@@ -12,17 +11,20 @@ export class ConnectionError extends Schema.TaggedError<ConnectionError>()("Conn
   message: Schema.String
 }) {}
 
-/** One admitted connection. Reads are pulled: the socket is paused between reads (backpressure). */
+/**
+ * One admitted connection, in the project's own terms (the layer behind it holds the socket). Reads are
+ * pulled: the peer is not read from between reads (backpressure).
+ */
 export interface BoundedConnection {
   readonly id: string
   readonly remoteAddress: string | undefined
-  /** The socket itself, for what the interface does not cover (peer credentials, say). */
-  readonly socket: Net.Socket
   /** The next chunk the peer sent, or `None` once it has finished sending. */
   readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError>
   readonly write: (bytes: Uint8Array | string) => Effect.Effect<void, ConnectionError>
   /** Finishes sending; the connection closes once the peer has finished too. */
   readonly end: Effect.Effect<void>
+  /** Closes the connection at once, in both directions, dropping what is not yet sent. */
+  readonly destroy: Effect.Effect<void>
 }
 
 /** A handler of the raw connection interface; the connection closes when it returns. */

@@ -1,7 +1,6 @@
 /**
  * The bounded server's own single-method HTTP interface: a request in, an `Effect` of a response out.
  */
-import type { IncomingHttpHeaders } from "node:http"
 import type { Effect } from "effect"
 import { Schema } from "effect"
 
@@ -10,6 +9,9 @@ export class RequestBodyError extends Schema.TaggedError<RequestBodyError>()("Re
   reason: Schema.Literal("TooLarge", "Aborted", "InvalidJson"),
   message: Schema.String
 }) {}
+
+/** Request headers by lower-case name: one value, several (`set-cookie`), or absent. */
+export type RequestHeaders = Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
 
 /** One HTTP request as a handler sees it. */
 export interface BoundedRequest {
@@ -21,7 +23,7 @@ export interface BoundedRequest {
   /** The path without the query string. */
   readonly path: string
   readonly query: URLSearchParams
-  readonly headers: IncomingHttpHeaders
+  readonly headers: RequestHeaders
   readonly remoteAddress: string | undefined
   /** The whole body, read at most `maxBodyBytes` (else `TooLarge`, answered 413). */
   readonly body: Effect.Effect<Uint8Array, RequestBodyError>

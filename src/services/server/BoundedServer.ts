@@ -2,7 +2,8 @@
  * BoundedServer: one resource contract (connection permits, request permits, handler deadlines,
  * typed defects, drain, metrics) for HTTP handlers, mounted `HttpApp`s and raw connection handlers.
  */
-import { Context, Effect, ParseResult, Schema } from "effect"
+import { Context, Effect, Schema } from "effect"
+import { parseIssueLines } from "../system/ParseIssues.js"
 import { AlarmedRoute } from "./RouteAlarms.js"
 
 /** Configuration of a bounded server; every field has a default, so `{}` is a valid config. */
@@ -60,10 +61,7 @@ export const decodeBoundedServerConfig = (
     Effect.mapError((error) =>
       new BoundedServerConfigError({
         source,
-        issues: ParseResult.ArrayFormatter.formatErrorSync(error)
-          // An optional field also reports "Expected undefined": noise next to the real reason.
-          .filter((issue) => !issue.message.startsWith("Expected undefined"))
-          .map((issue) => `${issue.path.length === 0 ? "(root)" : issue.path.join(".")}: ${issue.message}`)
+        issues: parseIssueLines(error)
       })
     )
   )

@@ -1,11 +1,12 @@
 import { Metric, Schema, type Effect } from "effect"
 import type { RouteFailureKind } from "../policies/RouteAlarm.js"
+import { RouteAlarmMetricNames } from "../system/MetricNames.js"
 
-/** Counter of alarms raised, tagged `server` and `route`. The name is a wire contract. */
-export const routeAlarmsRaisedMetricName = "corral_route_alarms_raised_total"
+/** Counter of alarms raised, tagged `server` and `route`. The name is a wire contract (MetricNames). */
+export const routeAlarmsRaisedMetricName = RouteAlarmMetricNames.raisedTotal
 
-/** Gauge, 1 while a route's alarm is raised and 0 once it cleared, tagged `server` and `route`. */
-export const routeAlarmActiveMetricName = "corral_route_alarm_active"
+/** Gauge, 1 while a route's alarm is raised and 0 once it cleared, tagged `server` and `route` (MetricNames). */
+export const routeAlarmActiveMetricName = RouteAlarmMetricNames.active
 
 /** Alarms raised per route; tag with `Metric.tagged` (data-first) to keep the counter type. */
 export const routeAlarmsRaisedTotal = Metric.counter(routeAlarmsRaisedMetricName, {

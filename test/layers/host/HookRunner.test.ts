@@ -1,7 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Ref, Schema, TestClock } from "effect"
 import { makeInProcessExecutor } from "../../../src/layers/host/Executors.js"
-import { type HookSpec, hookSpec, HookResult, InvocationRecord, runHook } from "../../../src/layers/host/HookRunner.js"
+import { runHook } from "../../../src/layers/host/HookRunner.js"
+import { type HookSpec, hookSpec, HookResult } from "../../../src/services/host/HookRunner.js"
+import { InvocationRecord } from "../../../src/services/host/Traces.js"
 import type { Executor } from "../../../src/services/host/Executor.js"
 import type { WorkflowEnvelope } from "../../../src/services/host/MiddlewareContract.js"
 

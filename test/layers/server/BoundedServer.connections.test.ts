@@ -97,6 +97,23 @@ describe("BoundedServer raw connection handler", () => {
       expect((yield* server.metrics).handler_errors_total).toBe(200)
     }).pipe(quiet))
 
+  it.scopedLive("destroy closes the connection at once, while the handler still runs, and the run then ends", () =>
+    Effect.gen(function*() {
+      const path = socketPath()
+      const server = yield* serveConnections({ name: uniqueName("destroy"), path }, (connection) =>
+        Effect.gen(function*() {
+          yield* connection.read
+          yield* connection.destroy
+          return yield* Effect.never
+        }))
+      const socket = yield* Effect.promise(() => connect(path))
+      socket.write("bye")
+      const { data, closed } = yield* Effect.promise(() => readUntilClose(socket, 2_000))
+      expect(closed).toBe(true)
+      expect(data).toBe("")
+      yield* Effect.promise(() => waitUntil(async () => (await Effect.runPromise(server.metrics)).in_flight === 0))
+    }))
+
   it.live("drain: stops accepting, lets runs finish within the grace, interrupts the rest and removes the socket file", () =>
     Effect.gen(function*() {
       const path = socketPath()

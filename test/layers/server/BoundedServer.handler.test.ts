@@ -188,6 +188,25 @@ describe("BoundedServer handler interface: deadlines", () => {
     }))
 })
 
+describe("BoundedServer handler interface: the request", () => {
+  it.scopedLive("hands the handler the method, path, query, headers by lower-case name, and the body", () =>
+    Effect.gen(function*() {
+      const server = yield* serveHandler({ name: uniqueName("request") }, (req) =>
+        Effect.map(req.text, (body) =>
+          BoundedResponse.json({
+            method: req.method,
+            path: req.path,
+            q: req.query.get("q"),
+            probe: req.headers["x-corral-probe"] ?? null,
+            body
+          })))
+      const response = yield* Effect.promise(() =>
+        request(portOf(server.address), "/echo?q=1", { method: "POST", headers: { "X-Corral-Probe": "one" }, body: "hi" }))
+      expect(response.status).toBe(200)
+      expect(JSON.parse(response.body)).toEqual({ method: "POST", path: "/echo", q: "1", probe: "one", body: "hi" })
+    }))
+})
+
 describe("BoundedServer handler interface: typed defects", () => {
   it.scopedLive("turns thousands of defects into 500s with a request id, and keeps serving", () =>
     Effect.gen(function*() {

@@ -1,94 +1,24 @@
-import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Ref, Scope, TestClock } from "effect"
-import type { LoopbackPorts } from "../../../src/services/system/LoopbackPorts.js"
-import { LoopbackPortsLive } from "../../../src/layers/system/LoopbackPorts.js"
-import { type BackendRegistry, type BackendRegistryOptions, livenessCacheMs, makeBackendRegistry } from "../../../src/layers/broker/BackendRegistry.js"
-import { ProcessLauncherLive } from "../../../src/layers/host/ProcessLauncher.js"
-import { makeSimulatedLauncher } from "../../../src/layers/host/ProcessLauncherSimulated.js"
-import { makeServiceDefinitions } from "../../../src/layers/broker/ServiceDefinitions.js"
-import type { Endpoint } from "../../../src/services/broker/BrokerProtocol.js"
-import { LaunchError, type ProcessLauncher } from "../../../src/services/host/ProcessLauncher.js"
+import { Effect, Exit, Fiber, Layer, Scope } from "effect"
+import type { LoopbackPorts } from "../../../../src/services/system/LoopbackPorts.js"
+import { LoopbackPortsLive } from "../../../../src/layers/system/LoopbackPorts.js"
+import { ProcessLauncherLive } from "../../../../src/layers/host/launcher/ProcessLauncher.js"
+import type { Endpoint } from "../../../../src/services/broker/BrokerProtocol.js"
+import type { ProcessLauncher } from "../../../../src/services/host/ProcessLauncher.js"
+import { defaultBackendSlotPolicy } from "../../../../src/services/policies/BackendSlot.js"
+import { makeRegistryCase, registryFor } from "../../../support/brokerRegistry.js"
+
+const { livenessCacheMs } = defaultBackendSlotPolicy
 
 // Short base path: unix socket paths must stay under 108 bytes.
 const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cbr-"))
 afterAll(() => Fs.rmSync(root, { recursive: true, force: true }))
 
-/** The real interpreter (not a pyenv shim), so a backend starts in ~100 ms. */
-const python = execFileSync("python3", ["-c", "import sys; print(sys.executable)"], { encoding: "utf8" }).trim()
-const fixture = Fs.readFileSync(Path.resolve(import.meta.dirname, "../../fixtures/echo_backend.py"), "utf8")
-
-interface Case {
-  readonly dir: string
-  readonly servicesDir: string
-  readonly runDir: string
-  readonly logsDir: string
-  /** An executable copy of the echo backend, private to this case (so it can be "rebuilt"). */
-  readonly executable: string
-  readonly define: (name: string, fields?: Record<string, unknown>) => void
-}
-
-let counter = 0
-const freshCase = (): Case => {
-  const dir = Path.join(root, `c${counter++}`)
-  const servicesDir = Path.join(dir, "services")
-  const runDir = Path.join(dir, "run")
-  const logsDir = Path.join(dir, "logs")
-  Fs.mkdirSync(servicesDir, { recursive: true, mode: 0o700 })
-  Fs.chmodSync(servicesDir, 0o700)
-  Fs.mkdirSync(runDir, { mode: 0o700 })
-  const executable = Path.join(dir, "echo_backend")
-  Fs.writeFileSync(executable, `#!${python}\n${fixture}`, { mode: 0o755 })
-  const define = (name: string, fields: Record<string, unknown> = {}) => {
-    const { launch, ...rest } = fields
-    const definition = {
-      name,
-      default_version: "1.0.0",
-      endpoint: { kind: "unix" },
-      ready_timeout_ms: 5_000,
-      ...rest,
-      launch: { executable, ...(typeof launch === "object" ? launch : {}) }
-    }
-    Fs.writeFileSync(Path.join(servicesDir, `${name}.service.json`), JSON.stringify(definition), { mode: 0o600 })
-  }
-  return { dir, servicesDir, runDir, logsDir, executable, define }
-}
-
-const registryFor = (
-  c: Case,
-  extra: Partial<BackendRegistryOptions> = {}
-): Effect.Effect<BackendRegistry, never, ProcessLauncher | LoopbackPorts | Scope.Scope> =>
-  Effect.flatMap(makeServiceDefinitions(c.servicesDir), (definitions) =>
-    makeBackendRegistry({ runDir: c.runDir, logsDir: c.logsDir, definitions, ...extra }))
-
-/** Live (non-zombie) processes whose command line mentions `dir`. */
-const processesUnder = (dir: string): ReadonlyArray<number> =>
-  Fs.readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-        if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return false
-        return Fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dir)
-      } catch {
-        return false
-      }
-    })
-    .map(Number)
-
 const cmdline = (pid: number): ReadonlyArray<string> => Fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
-
-const socketFiles = (c: Case): ReadonlyArray<string> => {
-  try {
-    return Fs.readdirSync(Path.join(c.runDir, "backends")).filter((name) => name.endsWith(".sock"))
-  } catch {
-    return []
-  }
-}
 
 const waitUntil = (condition: () => boolean, ms = 5_000) =>
   Effect.gen(function*() {
@@ -124,7 +54,7 @@ const live = <A, E>(effect: Effect.Effect<A, E, ProcessLauncher | LoopbackPorts 
 describe("BackendRegistry with real processes", () => {
   it.scopedLive("starts exactly one backend for 200 concurrent acquires of a missing service", () =>
     live(Effect.gen(function*() {
-      const c = freshCase()
+      const c = makeRegistryCase(root)
       c.define("echo", { launch: { args: ["--delay-ready", "0.2"] } })
       const registry = yield* registryFor(c)
       const answers = yield* Effect.all(Array.from({ length: 200 }, () => registry.acquire("echo")), {
@@ -133,7 +63,7 @@ describe("BackendRegistry with real processes", () => {
       expect(new Set(answers.map((answer) => JSON.stringify(answer.endpoint))).size).toBe(1)
       expect(new Set(answers.map((answer) => answer.pid)).size).toBe(1)
       expect(answers.filter((answer) => answer.launched)).toHaveLength(1)
-      expect(processesUnder(c.dir)).toEqual([answers[0]?.pid])
+      expect(c.backendPids()).toEqual([answers[0]?.pid])
       const counters = yield* registry.counters
       expect(counters.launches).toBe(1)
       expect(counters.coalescedWaits).toBeGreaterThan(100)
@@ -150,7 +80,7 @@ describe("BackendRegistry with real processes", () => {
 
   it.scopedLive("launches two services at the same time", () =>
     live(Effect.gen(function*() {
-      const c = freshCase()
+      const c = makeRegistryCase(root)
       c.define("slow-a", { launch: { args: ["--delay-ready", "0.8"] } })
       c.define("slow-b", { launch: { args: ["--delay-ready", "0.8"] } })
       const registry = yield* registryFor(c)
@@ -169,7 +99,7 @@ describe("BackendRegistry with real processes", () => {
 
   it.scopedLive("answers launch_failed for a backend that never becomes ready, and leaves no process", () =>
     live(Effect.gen(function*() {
-      const c = freshCase()
+      const c = makeRegistryCase(root)
       c.define("stuck", { ready_timeout_ms: 400, launch: { args: ["--delay-ready", "60"] } })
       const registry = yield* registryFor(c)
       const started = Date.now()
@@ -179,8 +109,8 @@ describe("BackendRegistry with real processes", () => {
       expect(error.message).toContain("did not accept a connection")
       expect(error.message).toContain("within ready_timeout_ms 400; it was stopped")
       expect(error.retryAfterMs).toBeUndefined()
-      expect(processesUnder(c.dir)).toEqual([])
-      expect(socketFiles(c)).toEqual([])
+      expect(c.backendPids()).toEqual([])
+      expect(c.socketFiles()).toEqual([])
       expect(yield* registry.snapshot).toEqual([])
       // Not cached: the next acquire launches again.
       expect((yield* Effect.flip(registry.acquire("stuck"))).code).toBe("launch_failed")
@@ -190,7 +120,7 @@ describe("BackendRegistry with real processes", () => {
 
   it.scopedLive("answers launch_failed with the backend's output when it exits before becoming ready", () =>
     live(Effect.gen(function*() {
-      const c = freshCase()
+      const c = makeRegistryCase(root)
       c.define("crashy", { launch: { args: ["--exit-code", "3"] } })
       const registry = yield* registryFor(c)
       const error = yield* Effect.flip(registry.acquire("crashy"))
@@ -201,25 +131,25 @@ describe("BackendRegistry with real processes", () => {
 
   it.scopedLive("replaces a killed backend on the next acquire", () =>
     live(Effect.gen(function*() {
-      const c = freshCase()
+      const c = makeRegistryCase(root)
       c.define("echo")
       const registry = yield* registryFor(c)
       const first = yield* registry.acquire("echo")
       process.kill(first.pid, "SIGKILL")
-      yield* waitUntil(() => !processesUnder(c.dir).includes(first.pid))
+      yield* waitUntil(() => !c.backendPids().includes(first.pid))
       const second = yield* registry.acquire("echo")
       expect(second.launched).toBe(true)
       expect(second.pid).not.toBe(first.pid)
       expect(second.endpoint).not.toEqual(first.endpoint)
       expect(yield* echo(second.endpoint, "still here")).toBe("still here")
-      expect(processesUnder(c.dir)).toEqual([second.pid])
-      yield* waitUntil(() => socketFiles(c).length === 1)
+      expect(c.backendPids()).toEqual([second.pid])
+      yield* waitUntil(() => c.socketFiles().length === 1)
       expect((yield* registry.counters).pruned).toBe(1)
     })))
 
   it.scopedLive("stops and replaces a backend whose process lives but whose endpoint no longer accepts", () =>
     live(Effect.gen(function*() {
-      const c = freshCase()
+      const c = makeRegistryCase(root)
       c.define("echo")
       const registry = yield* registryFor(c)
       const first = yield* registry.acquire("echo")
@@ -232,15 +162,15 @@ describe("BackendRegistry with real processes", () => {
       const second = yield* registry.acquire("echo")
       expect(second).toMatchObject({ launched: true })
       expect(second.pid).not.toBe(first.pid)
-      yield* waitUntil(() => !processesUnder(c.dir).includes(first.pid))
-      expect(processesUnder(c.dir)).toEqual([second.pid])
+      yield* waitUntil(() => !c.backendPids().includes(first.pid))
+      expect(c.backendPids()).toEqual([second.pid])
       const entry = (yield* registry.spawnBudgets)[0]
       expect(entry?.last_error).toContain(`endpoint ${first.endpoint.path} no longer accepts connections`)
     })))
 
   it.scopedLive("honours a definition edited between two acquires", () =>
     live(Effect.gen(function*() {
-      const c = freshCase()
+      const c = makeRegistryCase(root)
       c.define("echo", { launch: { args: ["--tag", "v{version}"] } })
       const registry = yield* registryFor(c)
       const first = yield* registry.acquire("echo")
@@ -258,12 +188,12 @@ describe("BackendRegistry with real processes", () => {
       const fourth = yield* registry.acquire("echo", "1.0.0")
       expect(fourth.launched).toBe(true)
       expect(cmdline(fourth.pid)).toContain("edited-1.0.0")
-      expect(processesUnder(c.dir)).toHaveLength(4)
+      expect(c.backendPids()).toHaveLength(4)
     })))
 
   it.scopedLive("answers version_blocked below the floor or outside the allow-list, launching nothing", () =>
     live(Effect.gen(function*() {
-      const c = freshCase()
+      const c = makeRegistryCase(root)
       c.define("floored", { default_version: "2.1.0", min_version: "2.0.0" })
       c.define("listed", { default_version: "1.0.0", version_allow_list: ["1.0.0", "1.1.0"] })
       const registry = yield* registryFor(c)
@@ -274,12 +204,12 @@ describe("BackendRegistry with real processes", () => {
       expect(unlisted.code).toBe("version_blocked")
       expect(unlisted.message).toContain("[\"1.0.0\", \"1.1.0\"]")
       expect((yield* registry.counters).launches).toBe(0)
-      expect(processesUnder(c.dir)).toEqual([])
+      expect(c.backendPids()).toEqual([])
     })))
 
   it.scopedLive("answers unknown_service for a service without a definition", () =>
     live(Effect.gen(function*() {
-      const c = freshCase()
+      const c = makeRegistryCase(root)
       const registry = yield* registryFor(c)
       const error = yield* Effect.flip(registry.acquire("ghost"))
       expect(error.code).toBe("unknown_service")
@@ -288,7 +218,7 @@ describe("BackendRegistry with real processes", () => {
 
   it.scopedLive("refuses definitions from a group-writable services directory", () =>
     live(Effect.gen(function*() {
-      const c = freshCase()
+      const c = makeRegistryCase(root)
       c.define("echo")
       Fs.chmodSync(c.servicesDir, 0o770)
       const registry = yield* registryFor(c)
@@ -300,12 +230,12 @@ describe("BackendRegistry with real processes", () => {
 
   it.scopedLive("gives a rebuilt executable a new backend, never the old resident one", () =>
     live(Effect.gen(function*() {
-      const c = freshCase()
+      const c = makeRegistryCase(root)
       c.define("echo")
       const registry = yield* registryFor(c)
       const old = yield* registry.acquire("echo")
       expect(yield* registry.acquire("echo")).toMatchObject({ pid: old.pid, launched: false })
-      Fs.appendFileSync(c.executable, "\n# rebuilt\n")
+      Fs.appendFileSync(c.backend, "\n# rebuilt\n")
       const rebuilt = yield* registry.acquire("echo")
       expect(rebuilt.launched).toBe(true)
       expect(rebuilt.pid).not.toBe(old.pid)
@@ -316,12 +246,12 @@ describe("BackendRegistry with real processes", () => {
 
   it.scopedLive("stops idle backends after idle_exit_sec", () =>
     live(Effect.gen(function*() {
-      const c = freshCase()
+      const c = makeRegistryCase(root)
       c.define("idle", { idle_exit_sec: 0.3 })
       const registry = yield* registryFor(c, { idleSweepIntervalMs: 50 })
       const backend = yield* registry.acquire("idle")
-      yield* waitUntil(() => processesUnder(c.dir).length === 0, 3_000)
-      yield* waitUntil(() => socketFiles(c).length === 0, 1_000)
+      yield* waitUntil(() => c.backendPids().length === 0, 3_000)
+      yield* waitUntil(() => c.socketFiles().length === 0, 1_000)
       expect((yield* registry.counters).idleExits).toBe(1)
       expect(yield* registry.snapshot).toEqual([])
       const next = yield* registry.acquire("idle")
@@ -331,7 +261,7 @@ describe("BackendRegistry with real processes", () => {
 
   it.scopedLive("stopAll leaves no process and no socket file; tcp backends get a loopback port", () =>
     live(Effect.gen(function*() {
-      const c = freshCase()
+      const c = makeRegistryCase(root)
       c.define("on-unix")
       c.define("on-tcp", { endpoint: { kind: "tcp" }, launch: { args: ["--listen", "{endpoint}", "--port", "{port}"] } })
       const registry = yield* registryFor(c)
@@ -340,154 +270,29 @@ describe("BackendRegistry with real processes", () => {
       if (tcp.endpoint.kind !== "tcp") throw new Error("expected a tcp endpoint")
       expect(cmdline(tcp.pid)).toEqual(expect.arrayContaining([`127.0.0.1:${tcp.endpoint.port}`, String(tcp.endpoint.port)]))
       expect(yield* echo(tcp.endpoint, "over tcp")).toBe("over tcp")
-      expect([...processesUnder(c.dir)].sort()).toEqual([unix.pid, tcp.pid].sort())
-      expect(socketFiles(c)).toHaveLength(1)
+      expect([...c.backendPids()].sort()).toEqual([unix.pid, tcp.pid].sort())
+      expect(c.socketFiles()).toHaveLength(1)
       yield* registry.stopAll
-      expect(processesUnder(c.dir)).toEqual([])
-      expect(socketFiles(c)).toEqual([])
+      expect(c.backendPids()).toEqual([])
+      expect(c.socketFiles()).toEqual([])
       expect(yield* registry.snapshot).toEqual([])
     })))
 
   it.live("the scope's end stops every backend, including one still starting", () =>
     Effect.gen(function*() {
-      const c = freshCase()
+      const c = makeRegistryCase(root)
       c.define("ready")
       c.define("starting", { launch: { args: ["--delay-ready", "60"] } })
       const scope = yield* Scope.make()
       const registry = yield* live(registryFor(c)).pipe(Scope.extend(scope))
       yield* registry.acquire("ready")
       const pending = yield* Effect.fork(registry.acquire("starting"))
-      yield* waitUntil(() => processesUnder(c.dir).length === 2)
+      yield* waitUntil(() => c.backendPids().length === 2)
       yield* Scope.close(scope, Exit.void)
-      expect(processesUnder(c.dir)).toEqual([])
-      expect(socketFiles(c)).toEqual([])
+      expect(c.backendPids()).toEqual([])
+      expect(c.socketFiles()).toEqual([])
       const outcome = yield* Fiber.join(pending).pipe(Effect.flip)
       expect(outcome.message).toContain("the broker is stopping")
       expect((yield* Effect.flip(registry.acquire("ready"))).message).toBe("the broker is stopping")
-    }))
-})
-
-describe("BackendRegistry on the TestClock (simulated launcher)", () => {
-  /** Waits (in real time: definitions are read from real files) until `check` holds. */
-  const eventually = (check: Effect.Effect<boolean>) =>
-    Effect.gen(function*() {
-      for (let i = 0; i < 500; i++) {
-        if (yield* check) return
-        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2)))
-      }
-      return yield* Effect.die(new Error("condition not met within ~1 s"))
-    })
-
-  const simulated = (c: Case, extra: Partial<BackendRegistryOptions> = {}) =>
-    Effect.gen(function*() {
-      const { control, layer } = yield* makeSimulatedLauncher
-      const registry = yield* registryFor(c, { probeEndpoint: () => Effect.succeed(true), ...extra }).pipe(
-        Effect.provide(Layer.merge(layer, LoopbackPortsLive))
-      )
-      return { control, registry }
-    })
-
-  it.scoped("refuses launches past the spawn budget with retry_after_ms, and recovers after the window", () =>
-    Effect.gen(function*() {
-      const c = freshCase()
-      c.define("flaky")
-      const { control, registry } = yield* simulated(c)
-      yield* control.scriptLaunch((spec) =>
-        Effect.fail(new LaunchError({ name: spec.name, reason: "Spawn", message: "simulated spawn failure" }))
-      )
-      for (let i = 0; i < 3; i++) {
-        const error = yield* Effect.flip(registry.acquire("flaky"))
-        expect(error).toMatchObject({ code: "launch_failed", message: "simulated spawn failure" })
-        expect(error.retryAfterMs).toBeUndefined()
-        yield* TestClock.adjust("5 seconds")
-      }
-      const refused = yield* Effect.flip(registry.acquire("flaky"))
-      expect(refused.code).toBe("launch_failed")
-      expect(refused.retryAfterMs).toBe(15_000)
-      expect(refused.message).toBe(
-        "spawn budget of flaky 1.0.0 spent (3 launches per 30 s); retry in 15000 ms; last error: simulated spawn failure"
-      )
-      expect(yield* registry.counters).toMatchObject({ launches: 3, launchFailures: 3, budgetRefusals: 1 })
-      expect(yield* registry.spawnBudgets).toEqual([
-        expect.objectContaining({ used: 3, retry_after_ms: 15_000, last_error: "simulated spawn failure" })
-      ])
-      yield* TestClock.adjust("14999 millis")
-      expect((yield* Effect.flip(registry.acquire("flaky"))).retryAfterMs).toBe(1)
-      yield* TestClock.adjust("1 millis")
-      yield* control.scriptLaunch(() => Effect.void)
-      const recovered = yield* registry.acquire("flaky")
-      expect(recovered.launched).toBe(true)
-      expect(yield* control.running).toEqual([recovered.pid])
-    }))
-
-  it.scoped("gives every coalesced waiter the same failure of the one launch, and does not cache it", () =>
-    Effect.gen(function*() {
-      const c = freshCase()
-      c.define("slowfail")
-      const { control, registry } = yield* simulated(c)
-      const attempts = yield* Ref.make(0)
-      yield* control.scriptLaunch((spec) =>
-        Ref.update(attempts, (n) => n + 1).pipe(
-          Effect.zipRight(Effect.sleep("1 second")),
-          Effect.zipRight(Effect.fail(new LaunchError({ name: spec.name, reason: "Spawn", message: "late failure" })))
-        )
-      )
-      const waiters = yield* Effect.fork(
-        Effect.all(Array.from({ length: 10 }, () => Effect.flip(registry.acquire("slowfail"))), { concurrency: "unbounded" })
-      )
-      yield* eventually(Effect.map(registry.counters, (counters) => counters.coalescedWaits === 9))
-      yield* eventually(Effect.map(Ref.get(attempts), (n) => n === 1))
-      yield* TestClock.adjust("1 second")
-      const errors = yield* Fiber.join(waiters)
-      expect(errors.map((error) => error.message)).toEqual(Array.from({ length: 10 }, () => "late failure"))
-      expect(yield* registry.counters).toMatchObject({ launches: 1, coalescedWaits: 9, launchFailures: 1 })
-      yield* control.scriptLaunch(() => Effect.void)
-      expect((yield* registry.acquire("slowfail")).launched).toBe(true)
-      expect((yield* registry.counters).launches).toBe(2)
-    }))
-
-  it.scoped("stops a backend nobody acquired for idle_exit_sec, counting from the last acquire", () =>
-    Effect.gen(function*() {
-      const c = freshCase()
-      c.define("idle", { idle_exit_sec: 5 })
-      const { control, registry } = yield* simulated(c)
-      const backend = yield* registry.acquire("idle")
-      yield* TestClock.adjust("4 seconds")
-      expect(yield* registry.acquire("idle")).toMatchObject({ pid: backend.pid, launched: false })
-      yield* TestClock.adjust("4 seconds")
-      expect(yield* control.running).toEqual([backend.pid])
-      yield* TestClock.adjust("2 seconds")
-      expect(yield* control.running).toEqual([])
-      expect(yield* registry.snapshot).toEqual([])
-      expect((yield* registry.counters).idleExits).toBe(1)
-    }))
-
-  it.scoped("shows starting, live and stopping backends in the snapshot", () =>
-    Effect.gen(function*() {
-      const c = freshCase()
-      c.define("shown", { launch: { args: ["--x"] } })
-      const { control, registry } = yield* simulated(c, { stopTimeoutMs: 2_000 })
-      const attempts = yield* Ref.make(0)
-      yield* control.scriptLaunch(() => Effect.zipRight(Ref.update(attempts, (n) => n + 1), Effect.sleep("1 second")))
-      const pending = yield* Effect.fork(registry.acquire("shown"))
-      yield* eventually(Effect.map(Ref.get(attempts), (n) => n === 1))
-      const [starting] = yield* registry.snapshot
-      expect(starting).toMatchObject({ service: "shown", version: "1.0.0", state: "starting", pid: null, last_error: null })
-      expect(starting?.endpoint).toMatchObject({ kind: "unix" })
-      yield* TestClock.adjust("1 second")
-      const backend = yield* Fiber.join(pending)
-      const [liveEntry] = yield* registry.snapshot
-      expect(liveEntry).toMatchObject({ state: "live", pid: backend.pid, key: backend.key, instance: backend.instance })
-      expect(liveEntry?.started_at).toBe(new Date(0).toISOString())
-      yield* control.ignoreTerm(backend.pid)
-      const stopping = yield* Effect.fork(registry.stopAll)
-      yield* TestClock.adjust("10 millis")
-      expect((yield* registry.snapshot).map((entry) => [entry.state, entry.last_error])).toEqual([
-        ["stopping", "stopped with all backends"]
-      ])
-      yield* TestClock.adjust("2 seconds")
-      yield* Fiber.join(stopping)
-      expect(yield* registry.snapshot).toEqual([])
-      expect(yield* control.running).toEqual([])
     }))
 })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Option, Scope, TestClock } from "effect"
-import { firstSimulatedPid, makeSimulatedLauncher } from "../../../src/layers/host/ProcessLauncherSimulated.js"
-import { LaunchError, type LaunchSpec, ProcessLauncher } from "../../../src/services/host/ProcessLauncher.js"
+import { firstSimulatedPid, makeSimulatedLauncher } from "../../../../src/layers/host/launcher/ProcessLauncherSimulated.js"
+import { LaunchError, type LaunchSpec, ProcessLauncher } from "../../../../src/services/host/ProcessLauncher.js"
 
 const spec = (name: string): LaunchSpec => ({ name, executable: "module", args: [], env: {}, sandbox: "none" })
 

@@ -13,7 +13,7 @@ import {
   type ProcessLauncherShape,
   type RunResult,
   type StopOutcome
-} from "../../services/host/ProcessLauncher.js"
+} from "../../../services/host/ProcessLauncher.js"
 
 /** The first fake pid; the n-th launch (from 0) gets `firstSimulatedPid + n`. */
 export const firstSimulatedPid = 100_000

@@ -1,16 +1,13 @@
+// Over 300 lines: one real-process suite for launch and run, sharing its /proc and waiting helpers.
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
-import {
-  detectTools,
-  ProcessLauncherLive,
-  sandboxAddressSpaceBytes,
-  wrapCommand
-} from "../../../src/layers/host/ProcessLauncher.js"
-import { type ChildHandle, type LaunchSpec, ProcessLauncher } from "../../../src/services/host/ProcessLauncher.js"
+import { ProcessLauncherLive } from "../../../../src/layers/host/launcher/ProcessLauncher.js"
+import { detectTools, wrapCommand } from "../../../../src/layers/host/launcher/SandboxArgv.js"
+import { type ChildHandle, type LaunchSpec, ProcessLauncher } from "../../../../src/services/host/ProcessLauncher.js"
 
 const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "corral-launcher-test-"))
 afterAll(() => Fs.rmSync(root, { recursive: true, force: true }))
@@ -21,7 +18,7 @@ const freshDir = () => {
   return dir
 }
 
-const orphanHost = Path.resolve(import.meta.dirname, "../../support/orphan-host.mjs")
+const orphanHost = Path.resolve(import.meta.dirname, "../../../support/orphan-host.mjs")
 
 const spec = (name: string, executable: string, args: ReadonlyArray<string>, extra: Partial<LaunchSpec> = {}): LaunchSpec => ({
   name,
@@ -78,40 +75,6 @@ const waitForLine = (handle: ChildHandle, pattern: RegExp) =>
   })
 
 const launcher = ProcessLauncher
-
-describe("wrapCommand", () => {
-  const tools = { setpriv: "/usr/bin/setpriv", prlimit: "/usr/bin/prlimit", shell: "/bin/sh" }
-  const command = { executable: "/bin/sleep", args: ["1"], env: {} }
-
-  it("wraps every child in setpriv --pdeathsig KILL, and nothing more for sandbox none", () => {
-    expect(wrapCommand({ ...command, sandbox: "none" }, tools)).toEqual({
-      file: "/usr/bin/setpriv",
-      args: ["--pdeathsig", "KILL", "--", "/bin/sleep", "1"]
-    })
-  })
-
-  it("adds no_new_privs, prlimit and a umask 077 shell for module-restricted", () => {
-    expect(wrapCommand({ ...command, sandbox: "module-restricted" }, tools)).toEqual({
-      file: "/usr/bin/setpriv",
-      args: [
-        "--pdeathsig", "KILL", "--no-new-privs", "--",
-        "/usr/bin/prlimit", "--nofile=1024:1024", `--as=${sandboxAddressSpaceBytes}`, "--",
-        "/bin/sh", "-c", "umask 077; unset PWD; exec \"$@\"", "sh",
-        "/bin/sleep", "1"
-      ]
-    })
-    expect(sandboxAddressSpaceBytes).toBe(4 * 1024 ** 3)
-  })
-
-  it("runs unwrapped without setpriv, and keeps a PWD given in env", () => {
-    const none = { setpriv: undefined, prlimit: undefined, shell: "/bin/sh" }
-    expect(wrapCommand({ ...command, sandbox: "none" }, none)).toEqual({ file: "/bin/sleep", args: ["1"] })
-    expect(wrapCommand({ ...command, env: { PWD: "/x" }, sandbox: "module-restricted" }, none)).toEqual({
-      file: "/bin/sh",
-      args: ["-c", "umask 077; exec \"$@\"", "sh", "/bin/sleep", "1"]
-    })
-  })
-})
 
 describe("ProcessLauncherLive", () => {
   it.scopedLive("gives the child exactly PATH and spec.env: no host variable or secret leaks", () =>

@@ -1,41 +1,16 @@
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { LoopbackPortsLive } from "../../../src/layers/system/LoopbackPorts.js"
+import { LoopbackPortsLive } from "../../../../src/layers/system/LoopbackPorts.js"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger, Ref, Schema, TestClock } from "effect"
-import { makeSimulatedLauncher } from "../../../src/layers/host/ProcessLauncherSimulated.js"
-import { makeSupervisor } from "../../../src/layers/host/Supervisor.js"
-import type { Phase } from "../../../src/services/host/Component.js"
-import { HostConfig } from "../../../src/services/host/HostConfig.js"
-import { ModuleClient, type ModuleReply } from "../../../src/services/host/ModuleClient.js"
-import type { LifecycleEvent, SupervisorShape } from "../../../src/services/host/Supervisor.js"
-
-/** What the scripted module answers. */
-interface ModuleBehaviour {
-  readonly ready: boolean
-  readonly healthy: boolean
-  readonly contractVersion: string
-}
-
-const report = (version: string) => ({
-  name: "sim",
-  description: "simulated module",
-  capabilities: ["sim"],
-  middleware_contract_version: version,
-  host_api_version: "1",
-  output_contracts: []
-})
-
-const scriptedClient = (behaviour: Ref.Ref<ModuleBehaviour>) =>
-  Layer.succeed(ModuleClient, {
-    get: (_endpoint, path) =>
-      Effect.map(Ref.get(behaviour), (b): ModuleReply => ({
-        status: path === "/readyz" ? (b.ready ? 200 : 503) : b.healthy ? 200 : 500,
-        body: null
-      })),
-    postJson: () => Effect.map(Ref.get(behaviour), (b): ModuleReply => ({ status: 200, body: report(b.contractVersion) }))
-  })
+import { makeSimulatedLauncher } from "../../../../src/layers/host/launcher/ProcessLauncherSimulated.js"
+import { makeSupervisor } from "../../../../src/layers/host/supervisor/Supervisor.js"
+import type { Phase } from "../../../../src/services/host/Component.js"
+import { HostConfig } from "../../../../src/services/host/HostConfig.js"
+import { type ModuleBehaviour, scriptedModuleClient } from "../../../support/scriptedModules.js"
+import type { SupervisorShape } from "../../../../src/services/host/Supervisor.js"
+import type { LifecycleEvent } from "../../../../src/services/host/Traces.js"
 
 const component = {
   kind: "http_local_json",
@@ -73,7 +48,7 @@ const harness = (initial: ModuleBehaviour, overrides: Record<string, unknown> = 
         (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
       ),
       traceLifecycle: (event) => Ref.update(events, (all) => [...all, event])
-    }).pipe(Effect.provide(Layer.mergeAll(layer, scriptedClient(behaviour), LoopbackPortsLive)))
+    }).pipe(Effect.provide(Layer.mergeAll(layer, scriptedModuleClient(behaviour), LoopbackPortsLive)))
     return { supervisor, control, behaviour, events }
   }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(() => {}))))
 

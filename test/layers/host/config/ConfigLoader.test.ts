@@ -10,9 +10,9 @@ import {
   renderConfigPath,
   renderEffectiveConfig,
   validateAll
-} from "../../../src/layers/host/ConfigLoader.js"
-import { hostDefaults } from "../../../src/layers/host/hostDefaults.js"
-import { HostConfig } from "../../../src/services/host/HostConfig.js"
+} from "../../../../src/layers/host/config/ConfigLoader.js"
+import { hostDefaults } from "../../../../src/layers/host/hostDefaults.js"
+import { HostConfig } from "../../../../src/services/host/HostConfig.js"
 
 const roots: Array<string> = []
 afterEach(() => {

@@ -1,0 +1,202 @@
+/**
+ * Launching one backend: an endpoint (a socket path in the 0700 backends dir, or a loopback port),
+ * the command line with its placeholders filled in, the process, and the wait until its endpoint
+ * accepts a connection. On any failure or interruption nothing is left running.
+ */
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { Clock, Deferred, Effect, Either, Exit, Ref, Scope } from "effect"
+import { type BackendError, launchFailed } from "../../../services/broker/BackendRegistry.js"
+import type { Endpoint } from "../../../services/broker/BrokerProtocol.js"
+import type { ServiceDefinition } from "../../../services/broker/ServiceDefinition.js"
+import {
+  type ChildHandle,
+  describeExit,
+  type ExitInfo,
+  type LaunchSpec,
+  type ProcessLauncherShape
+} from "../../../services/host/ProcessLauncher.js"
+import type { LoopbackPortsShape } from "../../../services/system/LoopbackPorts.js"
+import { errorText } from "../../../services/system/ErrorDetails.js"
+import { substitutePlaceholders } from "../../../services/system/Placeholders.js"
+import { awaitAccepting, type EndpointProbe, endpointText } from "./EndpointProbe.js"
+import type { Backend, PendingLaunch } from "./RegistryState.js"
+
+/** What one launch of a key needs, resolved from the definition at acquire time. */
+export interface LaunchPlan {
+  readonly key: string
+  readonly service: string
+  readonly version: string
+  readonly executable: string
+  readonly definition: ServiceDefinition
+}
+
+/** What launches share: the launcher, the port allocator, where sockets and logs go, how probes and stops go. */
+export interface LaunchContext {
+  readonly launcher: ProcessLauncherShape
+  readonly ports: LoopbackPortsShape
+  /** Unix backend sockets go here (mode 0700). */
+  readonly backendsDir: string
+  /** Backend output goes to `<logsDir>/backend-<service>.log`. */
+  readonly logsDir: string
+  /** TERM → KILL grace of a stop. */
+  readonly stopTimeoutMs: number
+  readonly probe: EndpointProbe
+}
+
+/** Longest unix socket path Linux accepts (`sun_path` minus its terminating NUL). */
+const maxSocketPathBytes = 107
+
+/** The definition's `idle_exit_sec` in milliseconds. */
+export const idleExitMsOf = (definition: ServiceDefinition): number | undefined =>
+  definition.idle_exit_sec === undefined ? undefined : definition.idle_exit_sec * 1000
+
+/** Removes socket files left by a broker that was killed (its backends died with it through pdeathsig). */
+export const removeLeftoverSockets = (backendsDir: string): Effect.Effect<void> =>
+  Effect.sync(() => {
+    try {
+      for (const name of Fs.readdirSync(backendsDir)) {
+        if (name.endsWith(".sock")) Fs.rmSync(Path.join(backendsDir, name), { force: true })
+      }
+    } catch {
+      // No backends dir yet: nothing left over.
+    }
+  })
+
+/** A socket path in the backends dir: `<service>-<version>-<random>.sock`, shortened if too long. */
+const socketPathFor = (backendsDir: string, plan: LaunchPlan, random: string): Either.Either<string, string> => {
+  const full = Path.join(backendsDir, `${plan.service}-${plan.version}-${random}.sock`)
+  if (Buffer.byteLength(full) <= maxSocketPathBytes) return Either.right(full)
+  const short = Path.join(backendsDir, `${random}.sock`)
+  return Buffer.byteLength(short) <= maxSocketPathBytes
+    ? Either.right(short)
+    : Either.left(`the backends dir ${backendsDir} is too long for a unix socket path (max ${maxSocketPathBytes} bytes)`)
+}
+
+/** Closes `scope` and removes the socket file once; later runs wait for the first. */
+const stopOnce = (scope: Scope.CloseableScope, socketPath: string | undefined): Effect.Effect<Effect.Effect<void>> =>
+  Effect.map(Effect.all([Ref.make(false), Deferred.make<void>()]), ([started, done]) =>
+    Effect.uninterruptible(
+      Effect.flatMap(Ref.getAndSet(started, true), (already) =>
+        already
+          ? Deferred.await(done)
+          : Scope.close(scope, Exit.void).pipe(
+            Effect.zipRight(Effect.sync(() => {
+              if (socketPath !== undefined) Fs.rmSync(socketPath, { force: true })
+            })),
+            Effect.ensuring(Deferred.succeed(done, undefined))
+          ))
+    ))
+
+const recentOutput = (handle: ChildHandle) =>
+  Effect.map(handle.recentLines, (lines) => {
+    const tail = lines.slice(-5).join(" | ")
+    return tail === "" ? "" : `; last output: ${tail}`
+  })
+
+/** Waits until `endpoint` accepts a connection, failing early if the process exits first. */
+const awaitReady = (probe: EndpointProbe, plan: LaunchPlan, handle: ChildHandle, endpoint: Endpoint, timeoutMs: number) => {
+  const died = Effect.flatMap(handle.exit, (info) =>
+    Effect.flatMap(recentOutput(handle), (output) =>
+      Effect.fail(launchFailed(
+        plan.service,
+        `backend ${plan.service} ${plan.version} (pid ${handle.pid}) ${describeExit(info)} before ` +
+          `${endpointText(endpoint)} accepted a connection${output}`
+      ))))
+  return Effect.raceFirst(awaitAccepting(probe, endpoint), died).pipe(
+    Effect.timeout(Math.max(0, timeoutMs)),
+    Effect.catchTag("TimeoutException", () =>
+      Effect.flatMap(recentOutput(handle), (output) =>
+        Effect.fail(launchFailed(
+          plan.service,
+          `backend ${plan.service} ${plan.version} (pid ${handle.pid}) did not accept a connection on ` +
+            `${endpointText(endpoint)} within ready_timeout_ms ${plan.definition.ready_timeout_ms}; it was stopped${output}`
+        ))))
+  )
+}
+
+/** Prepares the endpoint of a launch: a fresh socket path in the backends dir, or a free loopback port. */
+const allocateEndpoint = (context: LaunchContext, service: string, socketPath: string | undefined) =>
+  socketPath !== undefined
+    ? Effect.as(
+      Effect.try({
+        try: () => {
+          Fs.mkdirSync(context.backendsDir, { recursive: true, mode: 0o700 })
+          Fs.chmodSync(context.backendsDir, 0o700)
+          Fs.rmSync(socketPath, { force: true })
+        },
+        catch: (error) => launchFailed(service, `cannot prepare ${context.backendsDir}: ${errorText(error)}`)
+      }),
+      { kind: "unix", path: socketPath } satisfies Endpoint
+    )
+    : Effect.map(
+      Effect.mapError(context.ports.allocate, (error) => launchFailed(service, `cannot allocate a loopback port: ${error.message}`)),
+      (port): Endpoint => ({ kind: "tcp", host: "127.0.0.1", port })
+    )
+
+/** The process of `plan` on `endpoint`: placeholders filled in, the endpoint also in `CORRAL_BACKEND_ENDPOINT`. */
+const launchSpec = (context: LaunchContext, plan: LaunchPlan, endpoint: Endpoint): LaunchSpec => {
+  const { definition, service, version } = plan
+  const values = {
+    version,
+    endpoint: endpointText(endpoint),
+    path: endpoint.kind === "unix" ? endpoint.path : "",
+    port: endpoint.kind === "tcp" ? String(endpoint.port) : ""
+  }
+  const env: Record<string, string> = {}
+  for (const [name, value] of Object.entries(definition.launch.env)) env[name] = substitutePlaceholders(value, values)
+  env.CORRAL_BACKEND_ENDPOINT = endpointText(endpoint)
+  return {
+    name: `backend ${service} ${version}`,
+    executable: plan.executable,
+    args: definition.launch.args.map((arg) => substitutePlaceholders(arg, values)),
+    env,
+    sandbox: definition.sandbox_profile,
+    logFile: Path.join(context.logsDir, `backend-${service}.log`)
+  }
+}
+
+/**
+ * Starts the process of `launch` and waits for readiness within the definition's `ready_timeout_ms`.
+ * `progress` records the endpoint, then the pid, as the launch gets them (for the snapshot).
+ */
+export const startBackend = (
+  context: LaunchContext,
+  plan: LaunchPlan,
+  launch: PendingLaunch,
+  progress: (patch: Partial<Pick<PendingLaunch, "pid" | "endpoint">>) => Effect.Effect<void>
+): Effect.Effect<Backend, BackendError> =>
+  Effect.gen(function*() {
+    const { definition, service, version } = plan
+    const startedAt = yield* Clock.currentTimeMillis
+    const random = launch.instance.slice(launch.instance.lastIndexOf("-") + 1)
+    const socketPath = definition.endpoint.kind === "unix"
+      ? yield* Either.mapLeft(socketPathFor(context.backendsDir, plan, random), (reason) => launchFailed(service, reason))
+      : undefined
+    const scope = yield* Scope.make()
+    const stop = yield* stopOnce(scope, socketPath)
+    return yield* Effect.gen(function*() {
+      const endpoint = yield* allocateEndpoint(context, service, socketPath)
+      yield* progress({ endpoint })
+      const handle = yield* context.launcher.launch(launchSpec(context, plan, endpoint), context.stopTimeoutMs).pipe(
+        Scope.extend(scope),
+        Effect.mapError((error) => launchFailed(service, error.message))
+      )
+      yield* progress({ pid: handle.pid })
+      const elapsed = (yield* Clock.currentTimeMillis) - startedAt
+      yield* awaitReady(context.probe, plan, handle, endpoint, definition.ready_timeout_ms - elapsed)
+      const exited = yield* Deferred.make<ExitInfo>()
+      return {
+        key: plan.key,
+        service,
+        version,
+        instance: launch.instance,
+        endpoint,
+        pid: handle.pid,
+        startedAt: launch.startedAt,
+        handle,
+        exited,
+        stop
+      } satisfies Backend
+    }).pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : stop)))
+  })

@@ -1,0 +1,70 @@
+/**
+ * The control server: a fresh token in `run/control.token` (0600), the control API served on loopback by
+ * a bounded server, then `run/control.json` (URL, pid) once it listens. Both files go when it stops.
+ */
+import { randomBytes } from "node:crypto"
+import * as Fs from "node:fs"
+import { Deferred, Effect, Layer } from "effect"
+import { Broker } from "../../services/broker/Broker.js"
+import { ControlApi } from "../../services/host/ControlApi.js"
+import { EffectiveConfig } from "../../services/host/EffectiveConfig.js"
+import { HookRunner } from "../../services/host/HookRunner.js"
+import { HostPaths } from "../../services/host/HostPaths.js"
+import { Supervisor } from "../../services/host/Supervisor.js"
+import type { BoundedServerConfigError, BoundedServerShape, ServeError } from "../../services/server/BoundedServer.js"
+import { serveHandler } from "../server/BoundedServer.js"
+import { makeResourcePressureMonitor } from "../system/ResourcePressure.js"
+import { controlApi } from "./ControlApi.js"
+
+/** Writes `file` with `mode` atomically (temp file + rename), so readers never see half of it. */
+const writePrivate = (file: string, content: string, mode: number) =>
+  Effect.sync(() => {
+    const temp = `${file}.${process.pid}.tmp`
+    Fs.writeFileSync(temp, content, { mode })
+    Fs.renameSync(temp, file)
+  })
+
+/** The host's control server, with its token and `control.json` for the life of the layer. */
+export const ControlApiLive: Layer.Layer<
+  ControlApi,
+  ServeError | BoundedServerConfigError,
+  EffectiveConfig | HostPaths | Supervisor | HookRunner | Broker
+> = Layer.scoped(
+  ControlApi,
+  Effect.gen(function*() {
+    const config = yield* EffectiveConfig
+    const paths = yield* HostPaths
+    const broker = yield* Broker
+    const token = randomBytes(32).toString("hex")
+    yield* writePrivate(paths.controlToken, `${token}\n`, 0o600)
+    yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(paths.controlToken, { force: true })))
+    const started = yield* Deferred.make<BoundedServerShape>()
+    const server = yield* serveHandler(
+      {
+        name: "control",
+        host: config.host.control.host,
+        port: config.host.control.port,
+        maxConnections: config.host.control.max_connections,
+        handlerTimeoutMs: config.host.control.handler_timeout_ms
+      },
+      controlApi({
+        token,
+        supervisor: yield* Supervisor,
+        hooks: yield* HookRunner,
+        server: Deferred.await(started),
+        broker: broker.snapshot,
+        pressure: yield* makeResourcePressureMonitor
+      })
+    )
+    yield* Deferred.succeed(started, server)
+    const url = server.address._tag === "Tcp" ? server.address.url : server.address.path
+    yield* writePrivate(
+      paths.controlJson,
+      `${JSON.stringify({ url, pid: process.pid, started_at: new Date().toISOString(), data_dir: paths.dataDir }, null, 2)}\n`,
+      0o600
+    )
+    // Registered last, so it runs first: clients stop finding the host before it drains.
+    yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(paths.controlJson, { force: true })))
+    return { url, tokenFile: paths.controlToken, server }
+  })
+)

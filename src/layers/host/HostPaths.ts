@@ -1,0 +1,36 @@
+/**
+ * The host's data directory, laid out and created: everything under it exists when the layer is
+ * built, and `run/` is 0700 whatever it was before (it holds the token and the broker socket).
+ */
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { Effect, Layer } from "effect"
+import { HostPaths, type HostPathsShape } from "../../services/host/HostPaths.js"
+
+/** The paths of a host whose data directory is `dataDir` (nothing is created). */
+export const hostPaths = (dataDir: string, modulesDir: string): HostPathsShape => ({
+  dataDir,
+  modulesDir,
+  config: Path.join(dataDir, "config"),
+  run: Path.join(dataDir, "run"),
+  controlJson: Path.join(dataDir, "run", "control.json"),
+  controlToken: Path.join(dataDir, "run", "control.token"),
+  brokerSocket: Path.join(dataDir, "run", "broker.sock"),
+  logs: Path.join(dataDir, "logs"),
+  trace: Path.join(dataDir, "trace"),
+  services: Path.join(dataDir, "services"),
+  work: Path.join(dataDir, "work")
+})
+
+/** Creates the data directory's folders (`run/` as 0700) and provides their paths. */
+export const HostPathsLive = (options: { readonly dataDir: string; readonly modulesDir: string }): Layer.Layer<HostPaths> =>
+  Layer.effect(
+    HostPaths,
+    Effect.sync(() => {
+      const paths = hostPaths(options.dataDir, options.modulesDir)
+      for (const dir of [paths.dataDir, paths.config, paths.logs, paths.trace]) Fs.mkdirSync(dir, { recursive: true })
+      Fs.mkdirSync(paths.run, { recursive: true, mode: 0o700 })
+      Fs.chmodSync(paths.run, 0o700)
+      return paths
+    })
+  )

@@ -1,0 +1,80 @@
+/**
+ * The layered config loader: factory fragments (`<modulesDir>/<m>/config/*.json`), then the host's
+ * defaults, then operator fragments (`<dataDir>/config/*.json`), each checked on its own, deep-merged
+ * with provenance, decoded with `HostConfig` and cross-checked. It reads files and never writes any.
+ */
+import { Effect, Either, Layer } from "effect"
+import { ConfigLoader, type ConfigLoadOptions, type LoadedConfig } from "../../../services/host/ConfigLoader.js"
+import { ConfigError } from "../../../services/host/HostConfig.js"
+import { type ConfigProblem, toConfigError } from "./ConfigProblem.js"
+import { crossCheck } from "./CrossChecks.js"
+import { type Fragment, readFragments } from "./FragmentReading.js"
+import { decodeMerged } from "./MergedDecode.js"
+import { mergeFragments } from "./Provenance.js"
+
+/** Re-exported: the loader's options, result and source names are defined with the service. */
+export type { ConfigLoadOptions, LoadedConfig } from "../../../services/host/ConfigLoader.js"
+export { hostDefaultsSource, mergedConfigSource } from "../../../services/host/ConfigLoader.js"
+/** Re-exported: config paths are rendered the same everywhere. */
+export { renderConfigPath } from "../../../services/system/ParseIssues.js"
+
+/**
+ * Loads the effective config; fails with the first problem (its reason says how many more there are).
+ * Missing directories contribute no fragments; files not ending in `.json` are ignored.
+ */
+export const loadHostConfig = (options: ConfigLoadOptions): Effect.Effect<LoadedConfig, ConfigError> =>
+  checkConfig(options).pipe(Effect.mapError(firstWithCount))
+
+/** Every problem of the config, in merge order; empty when it loads. For `corral config check`-style use. */
+export const validateAll = (options: ConfigLoadOptions): Effect.Effect<ReadonlyArray<ConfigError>> =>
+  checkConfig(options).pipe(Effect.match({ onFailure: (problems) => problems, onSuccess: () => [] }))
+
+/** Pretty JSON of the resolved config, with host-owned runtime facts under `runtime` when given. */
+export const renderEffectiveConfig = (loaded: LoadedConfig, runtime?: unknown): string =>
+  JSON.stringify(runtime === undefined ? loaded.config : { ...loaded.config, runtime }, null, 2)
+
+/** The `ConfigLoader` for these directories; every `load` and `validateAll` reads the files afresh. */
+export const ConfigLoaderLive = (options: ConfigLoadOptions): Layer.Layer<ConfigLoader> =>
+  Layer.succeed(ConfigLoader, ConfigLoader.of({ load: loadHostConfig(options), validateAll: validateAll(options) }))
+
+/**
+ * Problems are reported stage by stage: files that cannot be read or checked on their own hide the
+ * problems of the merged config (which they would only repeat or distort), and a merged config that
+ * does not decode hides the cross-checks.
+ */
+const checkConfig = (
+  options: ConfigLoadOptions
+): Effect.Effect<LoadedConfig, readonly [ConfigError, ...Array<ConfigError>]> =>
+  readFragments(options).pipe(
+    Effect.flatMap(({ fragments, problems }) => {
+      const result = problems.length > 0 ? Either.left(problems) : mergeAndDecode(fragments)
+      return Either.match(result, {
+        onLeft: (all) => {
+          const [first, ...rest] = all.map(toConfigError)
+          return first === undefined ? Effect.die("config check failed without a problem") : Effect.fail([first, ...rest] as const)
+        },
+        onRight: Effect.succeed
+      })
+    })
+  )
+
+const mergeAndDecode = (fragments: ReadonlyArray<Fragment>): Either.Either<LoadedConfig, ReadonlyArray<ConfigProblem>> => {
+  const { merged, provenance } = mergeFragments(fragments)
+  return Either.flatMap(decodeMerged(merged, provenance), (config) => {
+    const problems = crossCheck(config, provenance)
+    const loaded: LoadedConfig = {
+      config,
+      sources: fragments.map((fragment) => fragment.source),
+      provenance: (path) => provenance.get(path)
+    }
+    return problems.length > 0 ? Either.left(problems) : Either.right(loaded)
+  })
+}
+
+const firstWithCount = (problems: readonly [ConfigError, ...Array<ConfigError>]): ConfigError => {
+  const [first] = problems
+  const more = problems.length - 1
+  return more === 0
+    ? first
+    : new ConfigError({ ...first, reason: `${first.reason} (and ${more} more problem${more === 1 ? "" : "s"})` })
+}

@@ -1,0 +1,94 @@
+/**
+ * A child's process group: signal it, list its live members from `/proc`, and stop it TERM → grace →
+ * KILL, where every wait has a bound, so a stop in a scope finalizer can never hang.
+ */
+import * as Fs from "node:fs"
+import { Clock, Deferred, Effect, Option } from "effect"
+import type { ExitInfo, StopOutcome } from "../../../services/host/ProcessLauncher.js"
+
+/** After KILL, how long a stop waits for the group to empty before reporting survivors. */
+export const killWaitMs = 2_000
+
+const pollMs = 10
+
+/** A started child leading its own group: its pid (= the group id) and its exit, once it has exited. */
+export interface GroupLeader {
+  readonly pid: number
+  readonly exited: Deferred.Deferred<ExitInfo>
+}
+
+/** Sends `signal` to the whole group led by `pgid`; false when the group is already empty. */
+const signalGroup = (pgid: number, signal: NodeJS.Signals | 0): boolean => {
+  try {
+    process.kill(-pgid, signal)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Live (non-zombie) members of the group led by `pgid`, from `/proc/<pid>/stat` on Linux. */
+const groupMembers = (pgid: number): ReadonlyArray<number> => {
+  if (!signalGroup(pgid, 0)) return []
+  if (process.platform !== "linux") return [pgid]
+  const members: Array<number> = []
+  for (const entry of Fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    let stat: string
+    try {
+      stat = Fs.readFileSync(`/proc/${entry}/stat`, "utf8")
+    } catch {
+      continue
+    }
+    // Fields after the command name (which may hold spaces and parentheses): state ppid pgrp …
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    const state = fields[0]
+    if (Number(fields[2]) === pgid && state !== "Z" && state !== "X") members.push(Number(entry))
+  }
+  return members
+}
+
+/** Polls `done` every few ms until it holds or `ms` pass; only sleeps, so it is bounded in a finalizer too. */
+const pollUntil = (done: Effect.Effect<boolean>, ms: number): Effect.Effect<boolean> =>
+  Effect.flatMap(Clock.currentTimeMillis, (start) => {
+    const loop: Effect.Effect<boolean> = Effect.flatMap(done, (ok) =>
+      ok
+        ? Effect.succeed(true)
+        : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          now - start >= ms ? Effect.succeed(false) : Effect.zipRight(Effect.sleep(pollMs), loop)))
+    return loop
+  })
+
+/** Waits for `deferred` at most `ms`; interruptible inside, so the bound holds in a finalizer too. */
+export const awaitWithin = <A>(deferred: Deferred.Deferred<A>, ms: number): Effect.Effect<Option.Option<A>> =>
+  Effect.timeoutOption(Effect.interruptible(Deferred.await(deferred)), ms)
+
+const groupEmpty = (pgid: number) => Effect.sync(() => groupMembers(pgid).length === 0)
+
+/** KILLs what is left of the group and waits (bounded) until it is empty; returns the survivors. */
+export const killGroup = (pgid: number): Effect.Effect<ReadonlyArray<number>> =>
+  Effect.suspend(() => {
+    if (!signalGroup(pgid, "SIGKILL")) return Effect.succeed([])
+    return Effect.zipRight(pollUntil(groupEmpty(pgid), killWaitMs), Effect.sync(() => groupMembers(pgid)))
+  })
+
+const unknownExit: ExitInfo = { code: null, signal: null }
+
+/** TERM → `timeoutMs` → KILL for the group led by `leader`; see `ChildHandle.stop`. */
+export const stopGroup = (leader: GroupLeader, timeoutMs: number): Effect.Effect<StopOutcome> =>
+  Effect.gen(function*() {
+    const { exited, pid } = leader
+    const exitOf = Effect.map(Deferred.poll(exited), Option.isSome)
+    if (yield* exitOf) {
+      const survivors = yield* killGroup(pid)
+      return { how: "already_exited", exit: yield* Deferred.await(exited), survivors } satisfies StopOutcome
+    }
+    signalGroup(pid, "SIGTERM")
+    const gone = Effect.flatMap(exitOf, (leaderExited) => (leaderExited ? groupEmpty(pid) : Effect.succeed(false)))
+    if (yield* pollUntil(gone, timeoutMs)) {
+      return { how: "graceful", exit: yield* Deferred.await(exited), survivors: [] } satisfies StopOutcome
+    }
+    const survivors = yield* killGroup(pid)
+    const exit = yield* awaitWithin(exited, survivors.includes(pid) ? 0 : killWaitMs)
+    return { how: "killed", exit: Option.getOrElse(exit, () => unknownExit), survivors } satisfies StopOutcome
+  })

@@ -1,0 +1,200 @@
+/**
+ * ProcessLauncherLive: real children, each leading its own process group, wrapped in `setpriv --pdeathsig
+ * KILL` (and the sandbox tools), with a clean environment, both pipes always drained into a rotating
+ * log, and TERM → grace → KILL stops in which every wait is bounded. Here: `launch` and `run`.
+ */
+import { Chunk, Deferred, Effect, ExecutionStrategy, Exit, Layer, Ref, Scope } from "effect"
+import {
+  type ChildHandle,
+  type ExitInfo,
+  LaunchError,
+  ProcessLauncher,
+  type ProcessLauncherShape,
+  type Rotation,
+  type RunResult
+} from "../../../services/host/ProcessLauncher.js"
+import { makeRotatingFile, type RotatingFile } from "../../system/RotatingFile.js"
+import { pumpOutput } from "./OutputPump.js"
+import { awaitWithin, killGroup, stopGroup } from "./ProcessGroup.js"
+import { detectTools, type LaunchTools } from "./SandboxArgv.js"
+import { resolveExecutable, workingDirectory } from "./SpawnChecks.js"
+import { spawnChild } from "./SpawnChild.js"
+
+/** Log rotation when `LaunchSpec.rotation` is not given: 1 MiB per file, three old files kept. */
+export const defaultRotation: Rotation = { maxBytes: 1024 * 1024, keep: 3 }
+
+/** Lines of output kept in memory when `LaunchSpec.recentLines` is not given. */
+export const defaultRecentLines = 50
+
+/** After the child exits, how long `exit` waits for its pipes to reach end (a grandchild may hold them). */
+export const drainGraceMs = 1_000
+
+/** Bytes of stderr a `run` keeps (its tail). */
+export const stderrTailBytes = 4_096
+
+/**
+ * Runs `acquire` in a child of the caller's scope, closed at once if `acquire` fails, so a failed launch
+ * does not keep its private directory or log fd until the caller's (possibly long-lived) scope ends.
+ */
+const inOwnScope = <A, E>(acquire: Effect.Effect<A, E, Scope.Scope>): Effect.Effect<A, E, Scope.Scope> =>
+  Effect.flatMap(Effect.scope, (parent) =>
+    Effect.flatMap(Scope.fork(parent, ExecutionStrategy.sequential), (scope) =>
+      acquire.pipe(
+        Scope.extend(scope),
+        Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
+      )))
+
+const makeLaunch = (tools: LaunchTools): ProcessLauncherShape["launch"] => (spec, stopTimeoutMs) =>
+  inOwnScope(Effect.gen(function*() {
+    const cwd = yield* workingDirectory(spec)
+    const executable = yield* resolveExecutable(spec, spec.cwd ?? process.cwd())
+    const log: RotatingFile | undefined = spec.logFile === undefined
+      ? undefined
+      : yield* makeRotatingFile(spec.logFile, spec.rotation ?? defaultRotation)
+    const limit = Math.max(0, spec.recentLines ?? defaultRecentLines)
+    const recent = yield* Ref.make<ReadonlyArray<string>>([])
+    const drained = yield* Deferred.make<void>()
+    const finished = yield* Deferred.make<ExitInfo>()
+    const stopPermit = yield* Effect.makeSemaphore(1)
+    const writeLog = (chunk: Uint8Array) => (log === undefined ? Effect.void : log.write(chunk))
+
+    // Uninterruptible from spawn until the stop is registered, so no child escapes its scope; the
+    // forked fibers are made interruptible again so the scope can end them.
+    const spawned = yield* Effect.uninterruptible(Effect.gen(function*() {
+      const spawned = yield* spawnChild(spec, executable, cwd, tools)
+      const { child } = spawned
+      child.stdin.end()
+      yield* Effect.forkScoped(Effect.interruptible(
+        Effect.all([
+          pumpOutput(child.stdout, writeLog, recent, limit),
+          pumpOutput(child.stderr, writeLog, recent, limit)
+        ], { concurrency: 2, discard: true }).pipe(
+          Effect.catchAll(() => Effect.void),
+          Effect.ensuring(Deferred.succeed(drained, undefined))
+        )
+      ))
+      yield* Effect.forkScoped(Effect.interruptible(
+        Effect.flatMap(Deferred.await(spawned.exited), (info) =>
+          Effect.zipRight(awaitWithin(drained, drainGraceMs), Deferred.succeed(finished, info)))
+      ))
+      yield* Effect.addFinalizer(() =>
+        stopPermit.withPermits(1)(stopGroup(spawned, stopTimeoutMs)).pipe(
+          Effect.tap((outcome) =>
+            outcome.survivors.length > 0
+              ? Effect.logWarning(`"${spec.name}" (pid ${spawned.pid}): processes survived KILL`, outcome.survivors)
+              : Effect.void
+          ),
+          Effect.tap(() => awaitWithin(drained, drainGraceMs)),
+          // Whoever still awaits `exit` is answered even if a pipe never reached its end.
+          Effect.flatMap((outcome) => Deferred.succeed(finished, outcome.exit))
+        )
+      )
+      return spawned
+    }))
+
+    return {
+      pid: spawned.pid,
+      exit: Deferred.await(finished),
+      recentLines: Ref.get(recent),
+      stop: (timeoutMs) => stopPermit.withPermits(1)(stopGroup(spawned, timeoutMs))
+    } satisfies ChildHandle
+  })).pipe(Effect.annotateLogs("child", spec.name))
+
+const makeRun = (tools: LaunchTools): ProcessLauncherShape["run"] => (spec, stdin, limits) =>
+  Effect.scoped(Effect.gen(function*() {
+    const cwd = yield* workingDirectory(spec)
+    const executable = yield* resolveExecutable(spec, spec.cwd ?? process.cwd())
+    const log: RotatingFile | undefined = spec.logFile === undefined
+      ? undefined
+      : yield* makeRotatingFile(spec.logFile, spec.rotation ?? defaultRotation)
+    const stdout = yield* Ref.make({ chunks: Chunk.empty<Uint8Array>(), size: 0 })
+    const stderrTail = yield* Ref.make(new Uint8Array(0))
+    const drained = yield* Deferred.make<void>()
+    const outcome = yield* Deferred.make<ExitInfo, LaunchError>()
+
+    const tooLarge = new LaunchError({
+      name: spec.name,
+      reason: "OutputTooLarge",
+      message: `run of "${spec.name}" (${executable}) wrote more than ${limits.maxStdoutBytes} bytes to stdout; ` +
+        "its process group was killed"
+    })
+    const collectStdout = (chunk: Uint8Array) =>
+      Effect.flatMap(
+        Ref.modify(stdout, (state) => {
+          const size = state.size + chunk.byteLength
+          return size > limits.maxStdoutBytes
+            ? [false, state] as const
+            : [true, { chunks: Chunk.append(state.chunks, chunk), size }] as const
+        }),
+        (fits) => (fits ? Effect.void : Effect.fail(tooLarge))
+      )
+    const keepStderr = (chunk: Uint8Array) =>
+      Effect.zipRight(
+        Ref.update(stderrTail, (tail) => {
+          const joined = new Uint8Array(tail.byteLength + chunk.byteLength)
+          joined.set(tail)
+          joined.set(chunk, tail.byteLength)
+          return joined.byteLength > stderrTailBytes ? joined.slice(joined.byteLength - stderrTailBytes) : joined
+        }),
+        log === undefined ? Effect.void : log.write(chunk)
+      )
+
+    // The release KILLs whatever is left of the group (after a timeout, an overflow, or background
+    // processes of a finished command), bounded like every other wait.
+    const spawned = yield* Effect.acquireRelease(
+      spawnChild(spec, executable, cwd, tools),
+      (spawned) =>
+        Effect.flatMap(killGroup(spawned.pid), (survivors) =>
+          survivors.length > 0
+            ? Effect.logWarning(`run of "${spec.name}": processes survived KILL`, survivors)
+            : Effect.void)
+    )
+    const { child } = spawned
+    child.stdin.end(stdin)
+    yield* Effect.forkScoped(
+      Effect.all([
+        pumpOutput(child.stdout, collectStdout, undefined, 0),
+        pumpOutput(child.stderr, keepStderr, undefined, 0)
+      ], { concurrency: 2, discard: true }).pipe(
+        Effect.catchAll((error) => Deferred.fail(outcome, error)),
+        Effect.ensuring(Deferred.succeed(drained, undefined))
+      )
+    )
+    yield* Effect.forkScoped(
+      Effect.flatMap(Deferred.await(spawned.exited), (info) =>
+        Effect.zipRight(awaitWithin(drained, drainGraceMs), Deferred.succeed(outcome, info)))
+    )
+    const exit = yield* Effect.interruptible(Deferred.await(outcome)).pipe(
+      Effect.timeoutFail({
+        duration: limits.timeoutMs,
+        onTimeout: () =>
+          new LaunchError({
+            name: spec.name,
+            reason: "Timeout",
+            message: `run of "${spec.name}" (${executable}) did not finish within ${limits.timeoutMs} ms; ` +
+              "its process group was killed"
+          })
+      })
+    )
+    const collected = yield* Ref.get(stdout)
+    const bytes = new Uint8Array(collected.size)
+    let offset = 0
+    for (const chunk of collected.chunks) {
+      bytes.set(chunk, offset)
+      offset += chunk.byteLength
+    }
+    const tail = new TextDecoder().decode(yield* Ref.get(stderrTail))
+    return { exit, stdout: bytes, stderrTail: tail } satisfies RunResult
+  })).pipe(Effect.annotateLogs("child", spec.name))
+
+/** A launcher using `tools` as given (tests pass their own; the layer detects them). */
+export const makeProcessLauncher = (tools: LaunchTools): ProcessLauncherShape => ({
+  launch: makeLaunch(tools),
+  run: makeRun(tools)
+})
+
+/** The real process launcher; warns once at build when `setpriv` or `prlimit` is missing. */
+export const ProcessLauncherLive: Layer.Layer<ProcessLauncher> = Layer.effect(
+  ProcessLauncher,
+  Effect.map(detectTools, makeProcessLauncher)
+)

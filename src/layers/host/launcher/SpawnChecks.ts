@@ -1,0 +1,94 @@
+/**
+ * Checks made before a spawn, so that a bad launch fails here, by name, with what to fix: the executable
+ * (resolved as `execvp` would) and the working directory (or a private one for `module-restricted`).
+ */
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { Effect } from "effect"
+import type { Scope } from "effect"
+import { LaunchError, type LaunchSpec } from "../../../services/host/ProcessLauncher.js"
+import { errorText } from "../../../services/system/ErrorDetails.js"
+import { childEnvironment } from "./ChildEnvironment.js"
+
+/** What a path is, as something to execute. */
+export type ExecutableStatus = "ok" | "missing" | "not_executable"
+
+/** Whether `file` exists and is an executable regular file (synchronous: one stat, one access). */
+export const executableStatus = (file: string): ExecutableStatus => {
+  const stat = Fs.statSync(file, { throwIfNoEntry: false })
+  if (stat === undefined) return "missing"
+  if (!stat.isFile()) return "not_executable"
+  try {
+    Fs.accessSync(file, Fs.constants.X_OK)
+    return "ok"
+  } catch {
+    return "not_executable"
+  }
+}
+
+/** A `Spawn` failure of `spec`, its message naming the child: `cannot start "<name>": <detail>`. */
+export const spawnError = (spec: LaunchSpec, detail: string) =>
+  new LaunchError({ name: spec.name, reason: "Spawn", message: `cannot start "${spec.name}": ${detail}` })
+
+/**
+ * Resolves the executable as `execvp` would (a name with a `/` against `cwd`, a bare name through the
+ * child's PATH) so a missing one fails here, by name, rather than as the wrapper exiting 127.
+ */
+export const resolveExecutable = (spec: LaunchSpec, base: string): Effect.Effect<string, LaunchError> =>
+  Effect.suspend(() => {
+    const executable = spec.executable
+    if (executable.includes("/")) {
+      const file = Path.resolve(base, executable)
+      const status = executableStatus(file)
+      return status === "ok"
+        ? Effect.succeed(file)
+        : Effect.fail(spawnError(
+          spec,
+          status === "missing"
+            ? `executable "${executable}" does not exist (looked at ${file})`
+            : `executable "${executable}" (${file}) is not an executable file; check its mode`
+        ))
+    }
+    const searchPath = childEnvironment(spec.env).PATH ?? ""
+    let notExecutable: string | undefined
+    for (const dir of searchPath.split(":")) {
+      if (dir === "") continue
+      const file = Path.resolve(base, dir, executable)
+      const status = executableStatus(file)
+      if (status === "ok") return Effect.succeed(file)
+      if (status === "not_executable") notExecutable ??= file
+    }
+    return Effect.fail(spawnError(
+      spec,
+      notExecutable === undefined
+        ? `executable "${executable}" not found in PATH=${searchPath}; give an absolute path or set env.PATH`
+        : `executable "${executable}" found at ${notExecutable} but it is not executable; check its mode`
+    ))
+  })
+
+/**
+ * The child's working directory: `spec.cwd` (checked), or for `module-restricted` a private 0700
+ * directory under the OS temp dir, removed when the scope closes; otherwise the host's.
+ */
+export const workingDirectory = (spec: LaunchSpec): Effect.Effect<string | undefined, LaunchError, Scope.Scope> => {
+  if (spec.cwd !== undefined) {
+    const cwd = spec.cwd
+    return Fs.statSync(cwd, { throwIfNoEntry: false })?.isDirectory() === true
+      ? Effect.succeed(cwd)
+      : Effect.fail(spawnError(spec, `working directory "${cwd}" does not exist or is not a directory`))
+  }
+  if (spec.sandbox !== "module-restricted") return Effect.succeed(undefined)
+  return Effect.acquireRelease(
+    Effect.try({
+      try: () => {
+        const safeName = spec.name.replace(/[^A-Za-z0-9._-]/g, "_")
+        const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), `corral-${safeName}-`))
+        Fs.chmodSync(dir, 0o700)
+        return dir
+      },
+      catch: (error) => spawnError(spec, `cannot create a private working directory: ${errorText(error)}`)
+    }),
+    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+  )
+}

@@ -1,0 +1,67 @@
+/**
+ * Spawns one child through `node:child_process.spawn`: wrapped (see `SandboxArgv`), with a clean
+ * environment, leading its own process group, all three pipes open.
+ */
+// Plain spawn rather than @effect/platform Command: Command's kill and scope finalizer wait for exit
+// without a bound and extend the host's environment by default; here every wait has a deadline.
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process"
+import { Deferred, Effect, Exit } from "effect"
+import type { ExitInfo, LaunchError, LaunchSpec } from "../../../services/host/ProcessLauncher.js"
+import { errorText } from "../../../services/system/ErrorDetails.js"
+import { childEnvironment } from "./ChildEnvironment.js"
+import type { GroupLeader } from "./ProcessGroup.js"
+import { type LaunchTools, wrapCommand } from "./SandboxArgv.js"
+import { spawnError } from "./SpawnChecks.js"
+
+/** A started child: the Node handle (for its pipes), its pid and its exit. */
+export interface Spawned extends GroupLeader {
+  readonly child: ChildProcessWithoutNullStreams
+}
+
+/**
+ * Spawns `spec` (already resolved to `executable`) as a process-group leader and waits for Node's
+ * `spawn` or `error` event. Run it uninterruptibly and register the stop right after.
+ */
+export const spawnChild = (
+  spec: LaunchSpec,
+  executable: string,
+  cwd: string | undefined,
+  tools: LaunchTools
+): Effect.Effect<Spawned, LaunchError> =>
+  Effect.flatMap(Deferred.make<ExitInfo>(), (exited) =>
+    Effect.async<Spawned, LaunchError>((resume) => {
+      const command = wrapCommand({ ...spec, executable }, tools)
+      const via = command.file === executable ? "" : ` (through ${command.file})`
+      let child: ChildProcessWithoutNullStreams
+      try {
+        // stdio left at its default: all three piped (a long-lived child's stdin is ended at once).
+        child = spawn(command.file, command.args, {
+          ...(cwd === undefined ? {} : { cwd }),
+          env: childEnvironment(spec.env),
+          detached: true
+        })
+      } catch (error) {
+        resume(Effect.fail(spawnError(spec, `spawn of "${executable}"${via} failed: ${errorText(error)}`)))
+        return
+      }
+      // A child that never reads stdin makes our write fail with EPIPE: its exit tells the story.
+      child.stdin.on("error", () => undefined)
+      child.once("exit", (code, signal) => Deferred.unsafeDone(exited, Exit.succeed({ code, signal })))
+      const onSpawn = () => {
+        child.off("error", onError)
+        // Later errors come only from `child.kill`, which is never used (signals go to the group).
+        child.on("error", () => undefined)
+        const pid = child.pid
+        resume(
+          pid === undefined
+            ? Effect.fail(spawnError(spec, `spawn of "${executable}"${via} gave no pid`))
+            : Effect.succeed({ child, pid, exited })
+        )
+      }
+      const onError = (error: Error) => {
+        child.off("spawn", onSpawn)
+        resume(Effect.fail(spawnError(spec, `spawn of "${executable}"${via} failed: ${error.message}`)))
+      }
+      child.once("spawn", onSpawn)
+      child.once("error", onError)
+    }))

@@ -1,0 +1,52 @@
+/**
+ * Health of a ready component: its health path is checked on a schedule; `unhealthy_threshold`
+ * failures in a row (invocation timeouts count too) make it `degraded`, a success makes it `ready`.
+ */
+import { Duration, Effect, Schedule, SubscriptionRef } from "effect"
+import { defaultHttpConfig, type HttpConfig } from "../../../services/host/HostConfig.js"
+import type { ModuleClientShape } from "../../../services/host/ModuleClient.js"
+import type { Managed, Probe } from "./ComponentState.js"
+import type { Transitions } from "./Transitions.js"
+
+/** The health checks of a supervisor's components. */
+export interface HealthWatch {
+  /** Checks `endpoint` every `health_interval_ms`, forever. */
+  readonly watch: (managed: Managed, http: HttpConfig, endpoint: string) => Effect.Effect<void>
+  /** One failure: a failed check or an invocation timeout (`probe` null: nothing to record). */
+  readonly unhealthy: (managed: Managed, detail: string, probe: Probe | null) => Effect.Effect<void>
+}
+
+/** Health checks through `client`, phase changes through `transitions`. */
+export const makeHealthWatch = (client: ModuleClientShape, transitions: Transitions): HealthWatch => {
+  const healthy = (managed: Managed, probe: Probe) =>
+    Effect.flatMap(SubscriptionRef.get(managed.state), (state) =>
+      state.phase === "degraded"
+        ? transitions.transition(managed, "ready", "health recovered", { unhealthyStreak: 0, lastHealth: probe })
+        : SubscriptionRef.set(managed.state, { ...state, unhealthyStreak: 0, lastHealth: probe }))
+
+  const unhealthy = (managed: Managed, detail: string, probe: Probe | null) =>
+    Effect.flatMap(SubscriptionRef.get(managed.state), (state) => {
+      const streak = state.unhealthyStreak + 1
+      const threshold = (managed.config.http ?? defaultHttpConfig).unhealthy_threshold
+      const patch = { unhealthyStreak: streak, ...(probe === null ? {} : { lastHealth: probe }) }
+      return state.phase === "ready" && streak >= threshold
+        ? transitions.transition(managed, "degraded", `${streak} failures in a row: ${detail}`, patch)
+        : SubscriptionRef.set(managed.state, { ...state, ...patch })
+    })
+
+  const watch = (managed: Managed, http: HttpConfig, endpoint: string) => {
+    const check = client.get(endpoint, http.health_path, {
+      timeoutMs: Math.min(http.request_timeout_ms, http.health_interval_ms),
+      maxResponseBytes: 65_536
+    }).pipe(
+      Effect.map((reply) => reply.status === 200 ? { ok: true, detail: "200" } : { ok: false, detail: `health path answered ${reply.status}` }),
+      Effect.catchAll((error) => Effect.succeed({ ok: false, detail: error.message })),
+      Effect.flatMap(({ ok, detail }) =>
+        Effect.flatMap(transitions.probe(ok, detail), (probe) => ok ? healthy(managed, probe) : unhealthy(managed, detail, probe))
+      )
+    )
+    return check.pipe(Effect.repeat(Schedule.spaced(Duration.millis(http.health_interval_ms))), Effect.asVoid)
+  }
+
+  return { watch, unhealthy }
+}

@@ -1,0 +1,25 @@
+/**
+ * HostPaths: where one host keeps its files under its data directory (a DESIGN contract):
+ * `config/`, `run/` (0700: control.json, control.token, broker.sock), `logs/`, `trace/`, `services/`, `work/`.
+ */
+import { Context } from "effect"
+
+/** The files and directories of one host. */
+export interface HostPathsShape {
+  readonly dataDir: string
+  /** The bundled modules (`modules/` of this package): factory config fragments and module code. */
+  readonly modulesDir: string
+  readonly config: string
+  readonly run: string
+  readonly controlJson: string
+  readonly controlToken: string
+  readonly brokerSocket: string
+  readonly logs: string
+  readonly trace: string
+  readonly services: string
+  /** Private working directories of restricted modules. */
+  readonly work: string
+}
+
+/** The paths of the current host. */
+export class HostPaths extends Context.Tag("corral/HostPaths")<HostPaths, HostPathsShape>() {}
