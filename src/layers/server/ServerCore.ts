@@ -76,17 +76,16 @@ export class ServerCore {
       this.metrics.handlerError(now)
       yield* Ref.set(this.lastHandlerError, { at: new Date(now).toISOString(), message: `${run.method} ${run.path}: ${message}` })
       yield* Effect.logError(`handler ${reason} on ${run.method} ${run.path}`, cause).pipe(
-        Effect.annotateLogs({
-          server: this.config.name,
-          request_id: run.requestId,
-          method: run.method,
-          path: run.path,
-          route: run.route
-        })
+        Effect.annotateLogs(this.runAnnotations(run))
       )
       yield* this.alarms.recordFailure(run.route, "defect", message)
       return failure
     })
+  }
+
+  /** What every log line about one handler run names. */
+  private runAnnotations(run: Pick<RequestRun, "requestId" | "method" | "path" | "route">): Record<string, string> {
+    return { server: this.config.name, request_id: run.requestId, method: run.method, path: run.path, route: run.route }
   }
 
   private runTimedOut(run: RequestRun): Effect.Effect<void> {
@@ -94,13 +93,7 @@ export class ServerCore {
     return Effect.suspend(() => {
       this.metrics.handlerTimeout()
       return Effect.logWarning(`handler timeout on ${run.method} ${run.path}: ${message}`).pipe(
-        Effect.annotateLogs({
-          server: this.config.name,
-          request_id: run.requestId,
-          method: run.method,
-          path: run.path,
-          route: run.route
-        }),
+        Effect.annotateLogs(this.runAnnotations(run)),
         Effect.zipRight(this.alarms.recordFailure(run.route, "timeout", message))
       )
     })
