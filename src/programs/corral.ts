@@ -3,7 +3,7 @@
  * `corral config show` prints the effective config; `corral broker hello|admin` talks to the broker.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { NodeContext } from "@effect/platform-node"
 import { Console, Effect, Layer, Logger, LogLevel, Option } from "effect"
 import { makeBrokerClient } from "../layers/broker/BrokerClient.js"
 import { showConfig } from "../layers/cli/ConfigShow.js"
@@ -11,6 +11,7 @@ import { hostPathsFor } from "../layers/cli/HostLocation.js"
 import { HostUp, printLifecycleEvent } from "../layers/cli/HostUp.js"
 import { logUnreported, reportFailure, stderrLine } from "../layers/cli/Terminal.js"
 import { HostLive } from "../layers/host/HostLive.js"
+import { runMain } from "../layers/system/ProcessMain.js"
 
 const dataDirOption = Options.directory("data-dir").pipe(
   Options.withDescription("the host's data directory (default: $CORRAL_DATA_DIR or ~/.local/state/corral)"),
@@ -29,6 +30,8 @@ const up = Command.make("up", { dataDir: dataDirOption }, ({ dataDir }) => {
   return Layer.launch(HostUp.pipe(Layer.provide(host))).pipe(
     Effect.catchTags({
       ConfigError: (error) => reportFailure(`corral: config error: ${error.message}; nothing was started`),
+      HostAlreadyRunning: (error) => reportFailure(`corral: ${error.message}; nothing was started`),
+      HostLockError: (error) => reportFailure(`corral: cannot take the data dir's lock ${error.lockFile}: ${error.message}`),
       ServeError: (error) => reportFailure(`corral: cannot listen on ${error.address}: ${error.message}`),
       BoundedServerConfigError: (error) => reportFailure(`corral: ${error.message}`)
     }),
@@ -82,5 +85,5 @@ cli(process.argv).pipe(
     Layer.mergeAll(NodeContext.layer, Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger)))
   ),
   Logger.withMinimumLogLevel(LogLevel.Warning),
-  NodeRuntime.runMain({ disablePrettyLogger: true, disableErrorReporting: true })
+  runMain
 )

@@ -4,12 +4,14 @@
  * with the final metrics, and exits 0. Logs are JSON lines on stderr.
  */
 import { Command, Options } from "@effect/cli"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { NodeContext } from "@effect/platform-node"
 import { Deferred, Effect, Layer, Logger, Option } from "effect"
 import { demoHandler, demoHttpApp } from "../layers/demo/DemoRoutes.js"
 import { makeActor } from "../layers/server/Actor.js"
 import { serveHandler, serveHttpApp } from "../layers/server/BoundedServer.js"
 import { makeResourcePressureMonitor } from "../layers/system/ResourcePressure.js"
+import { logUnreported } from "../layers/cli/Terminal.js"
+import { runMain } from "../layers/system/ProcessMain.js"
 import type { BoundedServerShape } from "../services/server/BoundedServer.js"
 
 const optionalInt = (name: string, description: string) =>
@@ -73,6 +75,7 @@ const demoServer = Command.make("demo-server", flags, (options) =>
 const cli = Command.run(demoServer, { name: "corral demo-server", version: "0.1.0" })
 
 cli(process.argv).pipe(
+  Effect.tapErrorCause(logUnreported),
   Effect.provide(Layer.mergeAll(NodeContext.layer, Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.jsonLogger)))),
-  NodeRuntime.runMain({ disablePrettyLogger: true })
+  runMain
 )

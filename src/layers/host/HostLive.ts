@@ -12,6 +12,7 @@ import { EffectiveConfig } from "../../services/host/EffectiveConfig.js"
 import { type Executors, InProcessFunctions, type InProcessFunction } from "../../services/host/Executor.js"
 import type { HookRunner } from "../../services/host/HookRunner.js"
 import type { ConfigError } from "../../services/host/HostConfig.js"
+import type { HostAlreadyRunning, HostLockError } from "../../services/host/HostLock.js"
 import { HostPaths } from "../../services/host/HostPaths.js"
 import type { ModuleClient } from "../../services/host/ModuleClient.js"
 import type { ProcessLauncher } from "../../services/host/ProcessLauncher.js"
@@ -26,6 +27,7 @@ import { ControlApiLive } from "./ControlServer.js"
 import { ExecutorsLive } from "./HostExecutors.js"
 import { hostDefaults } from "./hostDefaults.js"
 import { HookRunnerLive } from "./HookRunner.js"
+import { HostLockLive } from "./HostLock.js"
 import { HostPathsLive } from "./HostPaths.js"
 import { ProcessLauncherLive } from "./launcher/ProcessLauncher.js"
 import { ModuleClientLive } from "./ModuleClient.js"
@@ -57,8 +59,8 @@ export type HostServices =
   | EffectiveConfig
   | HostPaths
 
-/** What can stop a host from starting: its config, or its control server's address. */
-export type HostStartError = ConfigError | ServeError | BoundedServerConfigError
+/** What can stop a host from starting: its config, another host on its data dir, its control server's address. */
+export type HostStartError = ConfigError | HostAlreadyRunning | HostLockError | ServeError | BoundedServerConfigError
 
 /** The effective config, loaded once: factory fragments, host defaults, operator fragments. */
 export const EffectiveConfigLive: Layer.Layer<EffectiveConfig, ConfigError, ConfigLoader> = Layer.effect(
@@ -97,7 +99,11 @@ export const HostServicesLive = (
   options: HostOptions
 ): Layer.Layer<HostServices, HostStartError, ProcessLauncher | ModuleClient | LoopbackPorts> => {
   // The config is loaded before anything is created: an invalid config starts nothing, not even folders.
-  const base = HostPathsLive(options).pipe(Layer.provideMerge(EffectiveConfigLive.pipe(Layer.provide(HostConfigLoaderLive(options)))))
+  // Then the lock: a second host on the same data dir stops here, having changed nothing.
+  const base = HostLockLive.pipe(
+    Layer.provideMerge(HostPathsLive(options)),
+    Layer.provideMerge(EffectiveConfigLive.pipe(Layer.provide(HostConfigLoaderLive(options))))
+  )
   return ControlApiLive.pipe(
     Layer.provideMerge(HookRunnerLive),
     Layer.provideMerge(ExecutorsLive),

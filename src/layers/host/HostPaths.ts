@@ -16,6 +16,7 @@ export const hostPaths = (dataDir: string, modulesDir: string): HostPathsShape =
   controlJson: Path.join(dataDir, "run", "control.json"),
   controlToken: Path.join(dataDir, "run", "control.token"),
   brokerSocket: Path.join(dataDir, "run", "broker.sock"),
+  hostLock: Path.join(dataDir, "run", "host.lock"),
   logs: Path.join(dataDir, "logs"),
   trace: Path.join(dataDir, "trace"),
   services: Path.join(dataDir, "services"),

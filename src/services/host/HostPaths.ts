@@ -1,6 +1,6 @@
 /**
  * HostPaths: where one host keeps its files under its data directory (a DESIGN contract):
- * `config/`, `run/` (0700: control.json, control.token, broker.sock), `logs/`, `trace/`, `services/`, `work/`.
+ * `config/`, `run/` (0700: host.lock, control.json, control.token, broker.sock), `logs/`, `trace/`, `services/`, `work/`.
  */
 import { Context } from "effect"
 
@@ -14,6 +14,8 @@ export interface HostPathsShape {
   readonly controlJson: string
   readonly controlToken: string
   readonly brokerSocket: string
+  /** Names the one host running on this data directory. */
+  readonly hostLock: string
   readonly logs: string
   readonly trace: string
   readonly services: string

@@ -1,0 +1,52 @@
+/**
+ * How a Corral program runs as a process (in place of `NodeRuntime.runMain`, whose second SIGTERM
+ * kills the process mid-drain and which leaves SIGUSR1 to Node's inspector):
+ * - SIGTERM, SIGINT, SIGQUIT: the first interrupts the program, so its scopes drain; a second one
+ *   declares `ShutdownUrgency` (grace periods end now) and makes the exit code 130.
+ * - SIGHUP: logged and ignored (reload is not available yet).
+ * - SIGUSR1: logged; handling it at all keeps Node from opening its unauthenticated debugger.
+ * Exit code: 0 when the program ends or is stopped by a signal, 1 on a failure, 130 after an urgent stop.
+ */
+import { Runtime } from "@effect/platform"
+import { Cause, Effect, Exit } from "effect"
+import { makeShutdownUrgency, ShutdownUrgency } from "../../services/system/ShutdownUrgency.js"
+
+/** Exit code after a second stop signal cut the drain short. */
+export const urgentExitCode = 130
+
+const stopSignals = ["SIGTERM", "SIGINT", "SIGQUIT"] as const
+
+const note = (text: string) => process.stderr.write(`corral: ${text}\n`)
+
+/** Runs `program` as this process's main fiber, with `ShutdownUrgency` provided and the signals above handled. */
+export const runMain = <E, A>(program: Effect.Effect<A, E, ShutdownUrgency>): void => {
+  const urgency = Effect.runSync(makeShutdownUrgency)
+  Runtime.makeRunMain(({ fiber, teardown }) => {
+    const keepAlive = setInterval(() => undefined, 2 ** 31 - 1)
+    let stopSignalsSeen = 0
+    const onStop = (signal: string) => {
+      stopSignalsSeen += 1
+      if (stopSignalsSeen === 1) {
+        note(`${signal}: stopping (a second signal stops without waiting)`)
+        fiber.unsafeInterruptAsFork(fiber.id())
+      } else if (stopSignalsSeen === 2) {
+        note(`${signal} again: grace periods cut to zero`)
+        Effect.runFork(urgency.declare)
+      }
+    }
+    const onHangup = () => note("SIGHUP: config reload is not available yet; ignored")
+    const onUser1 = () => note("SIGUSR1: no debugger is opened; log files are reopened at rotation")
+    for (const signal of stopSignals) process.on(signal, onStop)
+    process.on("SIGHUP", onHangup)
+    process.on("SIGUSR1", onUser1)
+    fiber.addObserver((exit) => {
+      clearInterval(keepAlive)
+      for (const signal of stopSignals) process.removeListener(signal, onStop)
+      process.removeListener("SIGHUP", onHangup)
+      teardown(exit, (code) => {
+        const final = stopSignalsSeen >= 2 ? urgentExitCode : Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) ? 0 : code
+        process.exit(final)
+      })
+    })
+  })(Effect.provideService(program, ShutdownUrgency, urgency), { disableErrorReporting: true, disablePrettyLogger: true })
+}
