@@ -13,6 +13,7 @@
 // ends the run if it overruns; the temp dir is removed. Shared helpers: bench/lib/.
 // One long file on purpose: it reads top to bottom as the method (setup, (a), (b), the report).
 import { spawn, spawnSync } from "node:child_process"
+import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as net from "node:net"
@@ -268,6 +269,15 @@ async function runPoint(target, conc, pids) {
   }
 }
 
+/** A module's launch token, read from its environment (the bench runs as the host's user or root). */
+function moduleToken(pid) {
+  for (const child of [pid, ...fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number)]) {
+    const entry = fs.readFileSync(`/proc/${child}/environ`, "utf8").split("\0").find((e) => e.startsWith("CORRAL_MODULE_TOKEN="))
+    if (entry !== undefined) return entry.slice("CORRAL_MODULE_TOKEN=".length)
+  }
+  throw new Error(`no CORRAL_MODULE_TOKEN in the environment of ${pid} or its children`)
+}
+
 async function overheadBench(host, datorView, pids) {
   const dator = new URL(datorView.endpoint)
   const direct = {
@@ -275,7 +285,8 @@ async function overheadBench(host, datorView, pids) {
     host: dator.hostname,
     port: Number(dator.port),
     path: "/v1/middleware/invoke",
-    headers: {},
+    // Dator serves only the host that launched it: the direct baseline borrows its token.
+    headers: { authorization: `Bearer ${moduleToken(pids.dator)}` },
     check: (j) => j.decision === "allow"
   }
   const viaHost = {
@@ -415,6 +426,7 @@ async function restartBench(host, dataDir) {
     CORRAL_MODULE_ID: "dator",
     CORRAL_COMPONENT_ID: "middleware.dator",
     CORRAL_MODULE_PORT: String(port),
+    CORRAL_MODULE_TOKEN: randomBytes(32).toString("hex"),
     CORRAL_DATA_DIR: dataDir
   })
   const setpriv = which("setpriv")

@@ -5,7 +5,10 @@ Config subtree (``modules.arca``, received in middleware-init)::
     {"db_path": null}   # null/absent: $CORRAL_DATA_DIR/arca/arca.sqlite3; a relative path is under CORRAL_DATA_DIR
 
 Invoke: the envelope is committed (WAL, synchronous=FULL) before the answer
-``{"decision": "allow", "annotations": {"arca.record_id": <id>}}`` is sent.
+``{"decision": "allow", "annotations": {"arca.record_id": <id>}}`` is sent. Arca is idempotent per
+envelope id: an envelope whose id is already archived is not written again, and the answer names the
+record it already has. An invocation whose deadline passed (``X-Corral-Deadline-Ms``) is rolled back
+right before its commit, so an envelope the host already answered with a timeout is never archived.
 
 ``GET /v1/archive?subject=X&limit=N``: the records archived for subject X, newest first
 (``limit`` default 50, at most 500): ``{"subject", "limit", "count", "records": [{"record_id",
@@ -19,13 +22,14 @@ import sqlite3
 import sys
 import threading
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sdk"))
 
 from corral_module import (  # noqa: E402
     HttpError,
+    check_deadline,
     Module,
     ModuleConfigError,
     RouteRequest,
@@ -55,6 +59,10 @@ _SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS records_by_subject ON records (subject, id)",
 )
+# One row per envelope id. An archive written before Arca was idempotent may hold duplicates; then the
+# index cannot be created, and the lookup inside append's write transaction alone keeps new ids unique.
+_UNIQUE_ENVELOPE_ID = "CREATE UNIQUE INDEX IF NOT EXISTS records_by_envelope_id ON records (envelope_id)"
+_ENVELOPE_ID_INDEX = "CREATE INDEX IF NOT EXISTS records_by_envelope ON records (envelope_id, id)"
 
 
 def resolve_db_path(config: Any, environ: Optional[Dict[str, str]] = None) -> str:
@@ -96,28 +104,51 @@ class ArchiveStore:
             self._conn.execute("PRAGMA busy_timeout=5000")
             for statement in _SCHEMA:
                 self._conn.execute(statement)
+            self._index_envelope_ids(self._conn)
         except Exception:
             self._conn.close()
             self._conn = None
             raise
+
+    def _index_envelope_ids(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute(_UNIQUE_ENVELOPE_ID)
+        except sqlite3.IntegrityError:
+            conn.execute(_ENVELOPE_ID_INDEX)
+            log("warn", "the archive holds envelope ids twice (written before Arca was idempotent); "
+                "new envelopes are still archived once each", db_path=self.path)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RuntimeError("the archive is closed")
         return self._conn
 
-    def append(self, envelope: Dict[str, Any]) -> int:
+    def append(self, envelope: Dict[str, Any], before_commit: Callable[[], None] = lambda: None) -> int:
+        """Archives ``envelope`` once per id and returns its record id (the existing one for a known id).
+
+        ``before_commit`` runs inside the write transaction right before COMMIT; if it raises, nothing
+        is written (Arca passes the SDK's deadline check).
+        """
         received_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
         with self._lock:
             conn = self._connection()
+            # BEGIN IMMEDIATE takes the write lock first, so the lookup and the insert are one step
+            # even against another process on the same file.
             conn.execute("BEGIN IMMEDIATE")
             try:
+                existing = conn.execute(
+                    "SELECT id FROM records WHERE envelope_id = ? ORDER BY id LIMIT 1", (envelope["id"],)
+                ).fetchone()
+                if existing is not None:
+                    conn.execute("ROLLBACK")
+                    return int(existing[0])
                 cursor = conn.execute(
                     "INSERT INTO records (received_at, envelope_id, hook, subject, envelope) VALUES (?, ?, ?, ?, ?)",
                     (received_at, envelope["id"], envelope["hook"], envelope["subject"], text),
                 )
                 record_id = int(cursor.lastrowid)
+                before_commit()
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -173,7 +204,7 @@ class Arca:
         return store
 
     def invoke(self, envelope: Dict[str, Any]) -> Dict[str, Any]:
-        record_id = self._store().append(envelope)
+        record_id = self._store().append(envelope, before_commit=lambda: check_deadline("archiving the envelope"))
         return {"decision": "allow", "annotations": {"arca.record_id": record_id}}
 
     def archive_route(self, request: RouteRequest) -> Tuple[int, Dict[str, Any]]:

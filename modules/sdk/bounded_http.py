@@ -13,6 +13,8 @@ changes is what the server does with a connection it accepts:
   sending cannot hold a permit, and an overall ``connection_deadline`` (default 60 s) after which a
   watchdog shuts the socket down, so a client that trickles bytes cannot hold one forever either.
 * ``counters()`` returns the accepted / rejected / error totals and the active count for status pages.
+* A ``str`` server address is a Unix socket path: the server listens there (mode 0600) instead of on
+  a TCP port, and removes its socket file when it closes (see ``unix_listener``).
 
 Standard library only.
 """
@@ -26,7 +28,9 @@ import threading
 import time
 import traceback
 from http.server import ThreadingHTTPServer
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Union
+
+from unix_listener import bind_private, remove_own_socket
 
 MAX_CONNECTIONS_ENV = "CORRAL_MODULE_MAX_CONNECTIONS"
 DEFAULT_MAX_CONNECTIONS = 32
@@ -79,7 +83,7 @@ class BoundedThreadingHTTPServer(ThreadingHTTPServer):
 
     def __init__(
         self,
-        server_address: tuple,
+        server_address: Union[tuple, str],
         RequestHandlerClass: Callable[..., Any],
         bind_and_activate: bool = True,
         *,
@@ -110,11 +114,21 @@ class BoundedThreadingHTTPServer(ThreadingHTTPServer):
         self._connection_errors = 0
         self._deadline_closed = 0
         self._last_handler_error: Optional[str] = None
+        self._socket_inode: Optional[int] = None
+        if isinstance(server_address, str):
+            self.address_family = socket.AF_UNIX  # TCPServer.__init__ creates the socket from this
         super().__init__(server_address, RequestHandlerClass, bind_and_activate)
 
     # -- binding ---------------------------------------------------------------------------------
 
     def server_bind(self) -> None:
+        if self.address_family == socket.AF_UNIX:
+            path = str(self.server_address)
+            self._socket_inode = bind_private(self.socket, path)
+            self.server_address = path
+            self.server_name = path
+            self.server_port = 0
+            return
         # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS lookup that can stall start-up.
         socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
@@ -123,7 +137,13 @@ class BoundedThreadingHTTPServer(ThreadingHTTPServer):
 
     @property
     def port(self) -> int:
-        return self.server_address[1]
+        """The bound TCP port (0 on a Unix socket)."""
+        return 0 if self.address_family == socket.AF_UNIX else self.server_address[1]
+
+    @property
+    def socket_path(self) -> Optional[str]:
+        """The Unix socket path, None on TCP."""
+        return str(self.server_address) if self.address_family == socket.AF_UNIX else None
 
     # -- accepting ---------------------------------------------------------------------------------
 
@@ -274,6 +294,8 @@ class BoundedThreadingHTTPServer(ThreadingHTTPServer):
             self._closing = True
             self._state.notify_all()
         super().server_close()
+        if self._socket_inode is not None:
+            remove_own_socket(str(self.server_address), self._socket_inode)
 
     @property
     def active(self) -> int:

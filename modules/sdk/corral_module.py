@@ -3,7 +3,11 @@
 A module supplies a name, a description, its capabilities and output contracts, and an
 ``invoke_fn(envelope) -> decision``; ``run_module(...)`` does the rest:
 
-* binds ``127.0.0.1`` only, on ``--port N`` or ``CORRAL_MODULE_PORT`` (``{port}`` / ``port: "auto"``);
+* listens on ``127.0.0.1`` only, on ``--port N`` or ``CORRAL_MODULE_PORT`` (``{port}`` / ``port: "auto"``),
+  or on the Unix socket ``--socket PATH`` or ``CORRAL_MODULE_SOCKET`` (``http.transport: "unix"``);
+* serves only the host that launched it: every route but ``/readyz`` and ``/healthz`` needs
+  ``Authorization: Bearer <CORRAL_MODULE_TOKEN>`` (constant-time compare, 401 otherwise), and the
+  module refuses to start without that token (see ``module_auth``);
 * serves the module protocol (contract version "1", host API version "1")::
 
     GET  /readyz                200 as soon as the server serves (init comes after readiness)
@@ -13,10 +17,13 @@ A module supplies a name, a description, its capabilities and output contracts, 
     GET  <extra route>          a module's own read-only routes
 
 * bounds everything: active requests (``BoundedThreadingHTTPServer``), POST bodies (Content-Length
-  required, at most 1 MiB), one request per connection;
+  required, at most 1 MiB, JSON nested at most ``MAX_JSON_DEPTH`` = 64 deep), one request per connection;
+* drops an invocation whose deadline (``X-Corral-Deadline-Ms``, sent by the host) has passed, before
+  and after ``invoke_fn``; a module with side effects calls ``check_deadline()`` before it commits;
 * answers errors as JSON ``{"error": code, "message": text}``: 400 malformed JSON / envelope / config,
-  404, 405, 409 invoke before init, 411 no Content-Length, 413 body too large, 500 a module exception
-  or an invalid decision (logged with its traceback; the server keeps serving);
+  400 ``too_deep``, 401 no or wrong token, 404, 405, 409 invoke before init, 411 no Content-Length,
+  413 body too large, 500 a module exception or an invalid decision (logged with its traceback; the
+  server keeps serving), 504 ``deadline_exceeded``;
 * on SIGTERM (or SIGINT): stops accepting, lets in-flight requests finish (bounded grace), calls
   ``on_shutdown()``, exits 0;
 * logs one JSON object per line to stderr, tagged with ``CORRAL_MODULE_ID``.
@@ -25,7 +32,6 @@ Standard library only.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -39,6 +45,12 @@ from typing import Any, Callable, Dict, List, Mapping, NoReturn, Optional, Seque
 from urllib.parse import parse_qs, urlsplit
 
 from bounded_http import BoundedThreadingHTTPServer
+from deadline import DEADLINE_HEADER, DeadlineExceeded, check_deadline, parse_deadline, set_current
+from json_limits import MAX_JSON_DEPTH, JsonTooDeep
+from json_limits import parse_json as _parse_bounded_json
+from listen_address import PORT_ENV, SOCKET_ENV, resolve_listen, resolve_port  # noqa: F401 (re-exported)
+from module_auth import TOKEN_ENV, bearer_matches, check_token, token_from_env
+from unix_listener import check_socket_path
 
 MIDDLEWARE_CONTRACT_VERSION = "1"
 HOST_API_VERSION = "1"
@@ -51,11 +63,16 @@ INVOKE_PATH = "/v1/middleware/invoke"
 MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_SHUTDOWN_GRACE_SEC = 2.0  # keep below the component's stop_timeout_ms
 
-PORT_ENV = "CORRAL_MODULE_PORT"
+#: Routes any local process may call (the host probes them before and while the module runs).
+OPEN_PATHS = (READY_PATH, HEALTH_PATH)
+
 MODULE_ID_ENV = "CORRAL_MODULE_ID"
 DATA_DIR_ENV = "CORRAL_DATA_DIR"
 
 DECISIONS = ("allow", "deny", "modify")
+
+# A refused (401) request's body is read only up to this many bytes, never in full.
+_REFUSED_BODY_READ_LIMIT = 64 * 1024
 
 Json = Any
 RouteResult = Union[Json, Tuple[int, Json]]
@@ -174,12 +191,9 @@ def validate_decision(value: Any) -> Dict[str, Any]:
     return value
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_json(raw: bytes) -> Any:
-    return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    """UTF-8 JSON, at most ``MAX_JSON_DEPTH`` deep (``JsonTooDeep``), no NaN/Infinity (``ValueError``)."""
+    return _parse_bounded_json(raw, MAX_JSON_DEPTH)
 
 
 def dump_json(value: Any) -> bytes:
@@ -276,6 +290,8 @@ class Module:
             return get_routes[path]()
         if method == "GET" and path in self.extra_routes:
             return self._extra_route(path, self.extra_routes[path], RouteRequest(path, query, headers))
+        if method == "POST" and path == INVOKE_PATH:
+            return self._invoke_route(read_body(), headers.get(DEADLINE_HEADER))
         if method == "POST" and path in post_routes:
             return post_routes[path](read_body())
         if path in get_routes or path in self.extra_routes:
@@ -325,15 +341,25 @@ class Module:
         log("info", "initialised", component_id=body.get("component_id"), host_version=body.get("host_version"))
         return 200, self.report()
 
-    def _invoke_route(self, body: Any) -> Tuple[int, Any]:
+    def _invoke_route(self, body: Any, deadline_header: Optional[str] = None) -> Tuple[int, Any]:
         if not self.initialised:
             raise HttpError(409, "not_initialised", "the module has not received middleware-init yet")
+        try:
+            deadline_ms = parse_deadline(deadline_header)
+        except ValueError as exc:
+            raise HttpError(400, "bad_request", str(exc)) from None
         try:
             envelope = validate_envelope(body)
         except EnvelopeError as exc:
             raise HttpError(400, "bad_envelope", str(exc)) from None
+        set_current(deadline_ms)
         try:
+            check_deadline("the invocation")
             decision = self.invoke_fn(envelope)
+            check_deadline("the answer")
+        except DeadlineExceeded as exc:
+            log("warn", "invocation dropped: its deadline passed", envelope_id=envelope["id"], error=str(exc))
+            raise HttpError(504, "deadline_exceeded", str(exc)) from None
         except HttpError:
             raise
         except Exception as exc:
@@ -341,6 +367,8 @@ class Module:
             log("error", "invoke raised", envelope_id=envelope["id"], hook=envelope["hook"],
                 error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
             raise HttpError(500, "module_error", f"{type(exc).__name__}: {exc}") from None
+        finally:
+            set_current(None)
         try:
             validate_decision(decision)
             dump_json(decision)
@@ -402,6 +430,12 @@ class ModuleRequestHandler(BaseHTTPRequestHandler):
         module: Module = self.server.module  # type: ignore[attr-defined]
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
+        if url.path not in OPEN_PATHS and not bearer_matches(self.headers.get("Authorization"), self.server.token):  # type: ignore[attr-defined]
+            self._discard_small_body()
+            self._send(401, dump_json({"error": "unauthorized", "message":
+                                       "this module serves only the host that launched it: send Authorization: Bearer <token>"}),
+                       {"WWW-Authenticate": "Bearer"})
+            return
         try:
             status, body = module.route(method, url.path, query, self.headers, self._read_json_body)
             payload = dump_json(body)
@@ -432,12 +466,28 @@ class ModuleRequestHandler(BaseHTTPRequestHandler):
             raise HttpError(400, "bad_request", "the body ended before Content-Length bytes")
         try:
             return parse_json(raw)
+        except JsonTooDeep as exc:
+            raise HttpError(400, "too_deep", f"{exc}; send at most {MAX_JSON_DEPTH}") from None
         except (UnicodeDecodeError, ValueError) as exc:
             raise HttpError(400, "bad_json", f"the body is not JSON: {exc}") from None
 
-    def _send(self, status: int, payload: bytes) -> None:
+    def _discard_small_body(self) -> None:
+        """Reads a refused request's body when it is small, so closing sends FIN, not a RST that could eat the answer."""
+        try:
+            length = int(str(self.headers.get("Content-Length", "0")).strip())
+        except ValueError:
+            return
+        if 0 < length <= _REFUSED_BODY_READ_LIMIT:
+            try:
+                self.rfile.read(length)
+            except OSError:
+                pass
+
+    def _send(self, status: int, payload: bytes, headers: Optional[Mapping[str, str]] = None) -> None:
         self.close_connection = True
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-store")
@@ -453,15 +503,22 @@ class ModuleRequestHandler(BaseHTTPRequestHandler):
 
 
 class ModuleServer:
-    """A running module: its bounded server on a background thread. ``stop()`` drains and closes it."""
+    """A running module: its bounded server on a background thread. ``stop()`` drains and closes it.
+
+    ``token`` is the credential every route but ready/health requires. ``socket_path`` listens on that
+    Unix socket instead of ``host:port``.
+    """
 
     def __init__(self, module: Module, host: str = "127.0.0.1", port: int = 0, poll_interval: float = 0.1,
-                 **server_kwargs: Any) -> None:
+                 *, token: str, socket_path: Optional[str] = None, **server_kwargs: Any) -> None:
         self.module = module
         self.poll_interval = poll_interval
         server_kwargs.setdefault("log", log)
-        self.server = BoundedThreadingHTTPServer((host, port), ModuleRequestHandler, **server_kwargs)
+        checked_token = check_token(token)  # before binding: a refused server holds no socket
+        address: Union[Tuple[str, int], str] = (host, port) if socket_path is None else check_socket_path(socket_path)
+        self.server = BoundedThreadingHTTPServer(address, ModuleRequestHandler, **server_kwargs)
         self.server.module = module  # type: ignore[attr-defined]
+        self.server.token = checked_token  # type: ignore[attr-defined]
         module.server = self.server
         self._thread = threading.Thread(target=self._serve, name="module-accept", daemon=True)
         self._stop_lock = threading.Lock()
@@ -475,8 +532,14 @@ class ModuleServer:
         return self.server.server_address[1]
 
     @property
+    def socket_path(self) -> Optional[str]:
+        return self.server.socket_path
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:PORT``, or ``unix:PATH`` on a Unix socket (the host's endpoint notation)."""
+        path = self.server.socket_path
+        return f"unix:{path}" if path is not None else f"http://127.0.0.1:{self.port}"
 
     @property
     def alive(self) -> bool:
@@ -504,25 +567,6 @@ class ModuleServer:
 # Entry point
 
 
-def resolve_port(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, str]] = None) -> int:
-    """``--port N`` wins over ``CORRAL_MODULE_PORT``; 0 means an ephemeral port (logged once bound)."""
-    env = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--port")
-    known, _ = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
-    raw = known.port if known.port is not None else env.get(PORT_ENV)
-    source = "--port" if known.port is not None else PORT_ENV
-    if raw is None or str(raw).strip() == "":
-        raise ValueError(f"no port: pass --port N or set {PORT_ENV}")
-    try:
-        port = int(str(raw).strip())
-    except ValueError:
-        raise ValueError(f"{source} must be an integer, got {raw!r}") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"{source} must be between 0 and 65535, got {port}")
-    return port
-
-
 def data_dir(environ: Optional[Mapping[str, str]] = None) -> str:
     """``CORRAL_DATA_DIR``, else the default ``~/.local/state/corral``."""
     env = os.environ if environ is None else environ
@@ -545,13 +589,16 @@ def serve(module: Module, argv: Optional[Sequence[str]] = None, shutdown_grace_s
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        port = resolve_port(argv)
-        running = ModuleServer(module, port=port).start()
+        token = token_from_env()
+        # The module's own children never need the credential; keep it out of their environment.
+        os.environ.pop(TOKEN_ENV, None)
+        listen = resolve_listen(argv)
+        running = ModuleServer(module, port=listen.port or 0, socket_path=listen.socket_path, token=token).start()
     except (OSError, ValueError) as exc:
         log("error", "module could not start", error=f"{type(exc).__name__}: {exc}")
         sys.exit(1)
-    log("info", "serving", name=module.name, host="127.0.0.1", port=running.port,
-        max_connections=running.server.max_connections, pid=os.getpid())
+    where = {"socket": running.socket_path} if running.socket_path is not None else {"host": "127.0.0.1", "port": running.port}
+    log("info", "serving", name=module.name, max_connections=running.server.max_connections, pid=os.getpid(), **where)
     while not stop.wait(0.25):
         if not running.alive:
             log("error", "the accept loop ended unexpectedly")

@@ -6,13 +6,14 @@ import io
 import json
 import os
 import queue
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 sys.dont_write_bytecode = True
 
@@ -29,6 +30,28 @@ for _path in (ARCA_DIR, DATOR_DIR, SDK_DIR):
         sys.path.insert(0, _path)
 
 TIMEOUT = 5.0
+
+#: The launch token the tests' modules are started with (the host makes a fresh one per launch).
+TOKEN = secrets.token_hex(32)
+#: The header line a raw request needs to pass the module's token check.
+AUTH_LINE = b"Authorization: Bearer " + TOKEN.encode("ascii") + b"\r\n"
+
+#: A module or socket path: an int is a port on 127.0.0.1, a str a Unix socket path.
+Target = Union[int, str]
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """``http.client`` over a Unix socket (what the host does for ``http.transport: "unix"``)."""
+
+    def __init__(self, path: str, timeout: float = TIMEOUT) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.socket_path)
+        self.sock = sock
 
 
 def quiet_log(*_args: Any, **_kwargs: Any) -> None:
@@ -56,13 +79,17 @@ def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT, interval
     return predicate()
 
 
-def request(port: int, method: str, path: str, body: Any = None, raw: Optional[bytes] = None,
-            headers: Optional[Dict[str, str]] = None, timeout: float = TIMEOUT) -> Tuple[int, Dict[str, str], Any]:
-    """One request on a fresh connection: (status, headers, parsed JSON body or text)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def request(target: Target, method: str, path: str, body: Any = None, raw: Optional[bytes] = None,
+            headers: Optional[Dict[str, str]] = None, timeout: float = TIMEOUT,
+            token: Optional[str] = TOKEN) -> Tuple[int, Dict[str, str], Any]:
+    """One request on a fresh connection (with ``Bearer token`` unless None): (status, headers, JSON or text)."""
+    conn = (UnixHTTPConnection(target, timeout=timeout) if isinstance(target, str)
+            else http.client.HTTPConnection("127.0.0.1", target, timeout=timeout))
     try:
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode("utf-8"))
         hdrs = {"Content-Type": "application/json"} if data is not None else {}
+        if token is not None:
+            hdrs["Authorization"] = f"Bearer {token}"
         hdrs.update(headers or {})
         conn.request(method, path, body=data, headers=hdrs)
         resp = conn.getresponse()
@@ -77,13 +104,14 @@ def request(port: int, method: str, path: str, body: Any = None, raw: Optional[b
         conn.close()
 
 
-def get(port: int, path: str) -> Tuple[int, Any]:
-    status, _, body = request(port, "GET", path)
+def get(target: Target, path: str, token: Optional[str] = TOKEN) -> Tuple[int, Any]:
+    status, _, body = request(target, "GET", path, token=token)
     return status, body
 
 
-def post(port: int, path: str, body: Any) -> Tuple[int, Any]:
-    status, _, parsed = request(port, "POST", path, body=body)
+def post(target: Target, path: str, body: Any, token: Optional[str] = TOKEN,
+         headers: Optional[Dict[str, str]] = None) -> Tuple[int, Any]:
+    status, _, parsed = request(target, "POST", path, body=body, token=token, headers=headers)
     return status, parsed
 
 
@@ -151,13 +179,14 @@ class ModuleProcess:
     """A module script run as the host runs it: clean env, CORRAL_MODULE_PORT, stderr captured."""
 
     def __init__(self, script: str, env: Optional[Dict[str, str]] = None, port: int = 0,
-                 args: Optional[List[str]] = None) -> None:
+                 args: Optional[List[str]] = None, cwd: Optional[str] = None) -> None:
         clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CORRAL_MODULE_PORT": str(port),
-                 "PYTHONDONTWRITEBYTECODE": "1"}
+                 "CORRAL_MODULE_TOKEN": TOKEN, "PYTHONDONTWRITEBYTECODE": "1"}
         clean.update(env or {})
         self.proc = subprocess.Popen(
             [sys.executable, script] + list(args or []),
             env=clean,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -176,8 +205,8 @@ class ModuleProcess:
             self._queue.put(line)
         self._queue.put(None)
 
-    def wait_serving(self, timeout: float = TIMEOUT) -> int:
-        """Waits for the "serving" log line and returns the bound port."""
+    def wait_serving(self, timeout: float = TIMEOUT) -> Target:
+        """Waits for the "serving" log line and returns the bound port (or the Unix socket path)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             try:
@@ -188,6 +217,8 @@ class ModuleProcess:
                 break
             record = json.loads(line)
             if record.get("msg") == "serving":
+                if "socket" in record:
+                    return str(record["socket"])
                 self.port = int(record["port"])
                 return self.port
         raise AssertionError(f"module did not start serving; stderr: {self.lines}")

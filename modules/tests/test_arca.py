@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+import threading
+import time
 import unittest
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 try:
     from . import _support as support
@@ -13,10 +15,12 @@ except ImportError:  # run from inside modules/tests
     import _support as support  # type: ignore[no-redef]
 
 import arca
-from corral_module import INIT_PATH, INVOKE_PATH, ModuleConfigError, ModuleServer
+from corral_module import DEADLINE_HEADER, INIT_PATH, INVOKE_PATH, ModuleConfigError, ModuleServer
 
 
-class ArcaCase(unittest.TestCase):
+class ArcaServing(unittest.TestCase):
+    """Serves Arca in-process on a fresh data dir (helpers only, no tests)."""
+
     def setUp(self) -> None:
         support.capture_logs(self)
         tmp = tempfile.TemporaryDirectory()
@@ -26,7 +30,7 @@ class ArcaCase(unittest.TestCase):
 
     def start(self) -> ModuleServer:
         module, _ = arca.make_module(arca.Arca(environ={"CORRAL_DATA_DIR": self.data_dir}))
-        server = ModuleServer(module, log=support.quiet_log, poll_interval=0.02).start()
+        server = ModuleServer(module, token=support.TOKEN, log=support.quiet_log, poll_interval=0.02).start()
         self.addCleanup(server.stop, 1.0)
         return server
 
@@ -42,6 +46,8 @@ class ArcaCase(unittest.TestCase):
         self.assertEqual(set(decision["annotations"]), {"arca.record_id"})
         return decision["annotations"]["arca.record_id"]
 
+
+class ArcaCase(ArcaServing):
     def test_factory_config_uses_the_data_dir_in_wal_mode(self) -> None:
         server = self.start()
         factory = support.load_fragment("arca", "config", "10-arca.json")["modules"]["arca"]
@@ -121,6 +127,58 @@ class ArcaCase(unittest.TestCase):
         server = self.start()
         status, body = support.post(server.port, INIT_PATH, support.init_message({"dbpath": "x"}))
         self.assertEqual((status, body["error"]), (400, "bad_config"))
+
+
+class ArcaIdempotencyCase(ArcaServing):
+    """One row per envelope id, and nothing archived for an invocation the host stopped waiting for."""
+
+    def rows(self, envelope_id: str) -> int:
+        with sqlite3.connect(self.default_db) as conn:
+            return int(conn.execute("SELECT count(*) FROM records WHERE envelope_id = ?", (envelope_id,)).fetchone()[0])
+
+    def test_the_same_envelope_id_twice_answers_the_same_record_and_writes_one_row(self) -> None:
+        server = self.start()
+        self.init(server.port, {})
+        env = support.envelope("erin")
+        first = self.archive(server.port, env)
+        second = self.archive(server.port, dict(env, payload={"changed": True}))
+        self.assertEqual(first, second)
+        self.assertEqual(self.rows(env["id"]), 1)
+        self.assertNotEqual(self.archive(server.port, support.envelope("erin")), first)
+
+    def test_a_stalled_invocation_past_its_deadline_commits_nothing(self) -> None:
+        server = self.start()
+        self.init(server.port, {})
+        env = support.envelope("frank")
+        deadline = str(int(time.time() * 1000) + 200)
+        answers: List[Any] = []
+        # Arca stalls: another writer holds the archive past the deadline, then lets go.
+        other = sqlite3.connect(self.default_db, isolation_level=None)
+        self.addCleanup(other.close)
+        other.execute("BEGIN IMMEDIATE")
+        caller = threading.Thread(target=lambda: answers.append(
+            support.post(server.port, INVOKE_PATH, env, headers={DEADLINE_HEADER: deadline})))
+        caller.start()
+        time.sleep(0.4)
+        other.execute("COMMIT")
+        caller.join(support.TIMEOUT)
+        self.assertEqual([(status, body["error"]) for status, body in answers], [(504, "deadline_exceeded")])
+        self.assertEqual(self.rows(env["id"]), 0)
+        # The same envelope sent again in time is archived once.
+        self.archive(server.port, env)
+        self.assertEqual(self.rows(env["id"]), 1)
+
+    def test_an_archive_with_duplicate_ids_from_before_still_opens_and_stays_idempotent(self) -> None:
+        os.makedirs(os.path.dirname(self.default_db))
+        with sqlite3.connect(self.default_db) as conn:
+            conn.execute(arca._SCHEMA[0])
+            for _ in range(2):
+                conn.execute("INSERT INTO records (received_at, envelope_id, hook, subject, envelope) "
+                             "VALUES ('t', 'dup', 'ingress', 's', '{}')")
+        server = self.start()
+        self.init(server.port, {})
+        self.assertEqual(self.archive(server.port, support.envelope("s", id="dup")), 1)
+        self.assertEqual(self.rows("dup"), 2)
 
 
 class ArcaProcessCase(unittest.TestCase):

@@ -23,7 +23,9 @@ class FragmentCase(unittest.TestCase):
         self.assertEqual(set(component), COMPONENT_KEYS)
         self.assertEqual(component["kind"], "http_local_json")
         self.assertEqual(component["module_id"], module_id)
-        self.assertEqual(component["launch"], {"executable": "python3", "args": [f"{{module_dir}}/{script}", "--port", "{port}"], "env": {}})
+        # No --port {port}: the module reads CORRAL_MODULE_PORT or CORRAL_MODULE_SOCKET, so the same
+        # fragment works with http.transport "tcp" and "unix".
+        self.assertEqual(component["launch"], {"executable": "python3", "args": [f"{{module_dir}}/{script}"], "env": {}})
         self.assertEqual(component["http"], {"port": "auto", "startup_timeout_ms": 10000, "request_timeout_ms": 2000})
         self.assertEqual(component["sandbox_profile"], "module-restricted")
         self.assertEqual(component["restart_policy"], {"mode": "on_failure", "max_restarts": 3, "window_sec": 60})

@@ -57,7 +57,7 @@ class SdkCase(unittest.TestCase):
         self.behaviour = Behaviour()
         self.module = Module("probe", "A probe module.", ["probe.cap"], ["annotation:seen"], self.behaviour.invoke,
                              extra_routes={"/v1/probe": self.behaviour.route}, on_init=self.behaviour.on_init)
-        self.server = ModuleServer(self.module, log=support.quiet_log, poll_interval=0.02).start()
+        self.server = ModuleServer(self.module, token=support.TOKEN, log=support.quiet_log, poll_interval=0.02).start()
         self.addCleanup(self.server.stop, 1.0)
         self.port = self.server.port
         self.stderr = support.capture_logs(self)
@@ -182,13 +182,12 @@ class SdkCase(unittest.TestCase):
     def test_post_bodies_need_a_bounded_content_length(self) -> None:
         self.init()
         path = corral_module.INVOKE_PATH.encode()
-        no_length = support.raw_exchange(self.port, b"POST " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = b"POST " + path + b" HTTP/1.1\r\nHost: x\r\n" + support.AUTH_LINE
+        no_length = support.raw_exchange(self.port, head + b"\r\n")
         self.assertTrue(no_length.startswith(b"HTTP/1.1 411"), no_length)
-        chunked = support.raw_exchange(
-            self.port, b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        chunked = support.raw_exchange(self.port, head + b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
         self.assertTrue(chunked.startswith(b"HTTP/1.1 411"), chunked)
-        too_big = support.raw_exchange(
-            self.port, b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (2 * 1024 * 1024))
+        too_big = support.raw_exchange(self.port, head + b"Content-Length: %d\r\n\r\n" % (2 * 1024 * 1024))
         self.assertTrue(too_big.startswith(b"HTTP/1.1 413"), too_big)
         self.assertIn(b'"error":"payload_too_large"', too_big)
         self.assertIn(b"Content-Type: application/json", too_big)

@@ -28,7 +28,7 @@ class DatorCase(unittest.TestCase):
         support.capture_logs(self)
         self.clock = FakeClock()
         self.module, self.state = dator.make_module(dator.Dator(clock=self.clock))
-        self.server = ModuleServer(self.module, log=support.quiet_log, poll_interval=0.02).start()
+        self.server = ModuleServer(self.module, token=support.TOKEN, log=support.quiet_log, poll_interval=0.02).start()
         self.addCleanup(self.server.stop, 1.0)
         self.port = self.server.port
 

@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { control, fixturesDir, isAlive, makeDataDir, removeDataDirs, startHost } from "../support/hostProcess.js"
+import { cmdlineOf, descendantsOf, environOf } from "../support/processTree.js"
 import { waitUntil } from "../support/rawHttp.js"
 
 const corralScript = Path.resolve(import.meta.dirname, "../../dist/programs/corral.js")
@@ -42,9 +43,13 @@ describe("corral up (bundled Dator and Arca under supervision)", () => {
       expect((yield* Effect.promise(() => control(host, "POST", "/v1/hooks/nope/invoke", {}))).status).toBe(404)
       expect((yield* Effect.promise(() => control(host, "POST", "/v1/hooks/ingress/invoke", { id: "x" }))).status).toBe(400)
 
-      // Arca answers what it archived, through its own route.
+      // Arca answers what it archived, through its own route, to the holder of its launch token.
       const arca = listed.components.find((c) => c.id === "middleware.arca")
-      const archive = yield* Effect.promise(() => fetch(`${arca?.endpoint}/v1/archive?subject=alice`).then((r) => r.json() as Promise<{ records: ReadonlyArray<{ record_id: number }> }>))
+      const arcaPid = descendantsOf(host.child.pid ?? 0).find((pid) => cmdlineOf(pid).includes("arca.py")) ?? 0
+      const arcaToken = environOf(arcaPid)["CORRAL_MODULE_TOKEN"] ?? ""
+      const archive = yield* Effect.promise(() =>
+        fetch(`${arca?.endpoint}/v1/archive?subject=alice`, { headers: { authorization: `Bearer ${arcaToken}` } })
+          .then((r) => r.json() as Promise<{ records: ReadonlyArray<{ record_id: number }> }>))
       expect(archive.records.map((r) => r.record_id)).toContain(recordId)
 
       const invocations = Fs.readFileSync(Path.join(dataDir, "trace", "invocation.jsonl"), "utf8").trim().split("\n")

@@ -45,9 +45,22 @@ export const isRunning = (pid: number): boolean => {
   }
 }
 
-/** Live processes whose command line contains `needle` as one argument. */
-export const pidsRunning = (needle: string): ReadonlyArray<number> =>
-  Fs.readdirSync("/proc")
+const parentOf = (pid: number): number | undefined => {
+  try {
+    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Live processes whose command line contains `needle` as one argument, one per launched child: the
+ * launcher's wrappers (`unshare`, the PID namespace's init) carry the command's argv too, so only the
+ * topmost of a chain counts — the pid the launcher reports.
+ */
+export const pidsRunning = (needle: string): ReadonlyArray<number> => {
+  const matching = Fs.readdirSync("/proc")
     .filter((entry) => /^\d+$/.test(entry))
     .map(Number)
     .filter((pid) => {
@@ -57,7 +70,9 @@ export const pidsRunning = (needle: string): ReadonlyArray<number> =>
         return false
       }
     })
-    .sort((a, b) => a - b)
+  const matched = new Set(matching)
+  return matching.filter((pid) => !matched.has(parentOf(pid) ?? -1)).sort((a, b) => a - b)
+}
 
 /** Backend socket files (`*.sock`) in `<runDir>/backends/`. */
 export const backendSocketsIn = (runDir: string): ReadonlyArray<string> => {

@@ -100,3 +100,29 @@ export const waitUntil = async (condition: () => boolean | Promise<boolean>, tim
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
 }
+
+/**
+ * Writes a chunked body (64 KiB chunks, honouring backpressure) until the peer closes the connection
+ * or `maxBytes` is written; resolves with the bytes written. A server that stops reading stalls it.
+ */
+export const streamChunkedBody = (socket: Net.Socket, maxBytes: number): Promise<number> =>
+  new Promise((resolve) => {
+    const chunk = Buffer.from(`10000\r\n${"b".repeat(0x10000)}\r\n`, "latin1")
+    let written = 0
+    let done = false
+    const finish = () => {
+      if (done) return
+      done = true
+      resolve(written)
+    }
+    const pump = () => {
+      while (!done && written < maxBytes && !socket.destroyed) {
+        written += 0x10000
+        if (!socket.write(chunk)) return void socket.once("drain", pump)
+      }
+      if (written >= maxBytes) finish()
+    }
+    socket.once("close", finish)
+    socket.on("error", finish)
+    pump()
+  })

@@ -1,7 +1,9 @@
 /**
  * ServiceDefinitions: reads `<dir>/<name>.service.json` on demand, decodes it with Schema and keeps
  * it until the file changes (inode, size, mtime or ctime), so an edited definition is honoured by
- * the next hello without a restart. A directory or file writable by group or others is refused.
+ * the next hello without a restart. The directory and the file must pass the file-trust rule (owned by
+ * the host's user or root, not writable by group or others, symlinks resolved): the broker runs what
+ * a definition says, so whoever can write one can make it run their program.
  */
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
@@ -16,6 +18,8 @@ import {
   UnknownService,
   checkVersion
 } from "../../services/broker/ServiceDefinition.js"
+import type { UntrustedFile } from "../../services/system/FileTrust.js"
+import { checkFileTrusted } from "../system/FileTrust.js"
 import { errorCode, errorText } from "../../services/system/ErrorDetails.js"
 import { parseProblems, renderConfigPath } from "../../services/system/ParseIssues.js"
 
@@ -25,10 +29,6 @@ interface CachedDefinition {
 }
 
 type Segment = PropertyKey
-
-
-
-const modeText = (mode: number): string => `0${(mode & 0o777).toString(8).padStart(3, "0")}`
 
 const isServiceName = Schema.is(ServiceName)
 
@@ -95,19 +95,9 @@ export const makeServiceDefinitions = (dir: string): Effect.Effect<ServiceDefini
     const root = Path.resolve(dir)
     const cache = yield* Ref.make<ReadonlyMap<string, CachedDefinition>>(new Map())
 
-    const refuseWritable = (what: "directory" | "file", path: string, mode: number) =>
-      (mode & 0o022) === 0
-        ? Effect.void
-        : Effect.fail(new ConfigError({
-          file: path,
-          path: "(root)",
-          reason: `${what} is writable by group or others (mode ${modeText(mode)}); ` +
-            `anyone who can write it can make the broker run their program: chmod go-w ${path}`
-        }))
-
     const unknown = (name: string, file: string, reason: string) => Effect.fail(new UnknownService({ service: name, file, reason }))
 
-    const lookup = (name: string): Effect.Effect<ServiceDefinition, ConfigError | UnknownService> =>
+    const lookup = (name: string): Effect.Effect<ServiceDefinition, ConfigError | UnknownService | UntrustedFile> =>
       Effect.gen(function*() {
         const file = Path.join(root, `${name}${serviceDefinitionSuffix}`)
         if (!isServiceName(name)) {
@@ -119,7 +109,7 @@ export const makeServiceDefinitions = (dir: string): Effect.Effect<ServiceDefini
             ? unknown(name, file, `the services directory ${root} does not exist`)
             : Effect.fail(new ConfigError({ file: root, path: "(root)", reason: `cannot read directory: ${errorText(dirStat.left.error)}` }))
         }
-        yield* refuseWritable("directory", root, dirStat.right.mode)
+        yield* checkFileTrusted(root, "directory")
         const stat = yield* Effect.tryPromise(() => Fs.stat(file, { bigint: true })).pipe(Effect.either)
         if (Either.isLeft(stat)) {
           return yield* errorCode(stat.left.error) === "ENOENT"
@@ -127,7 +117,7 @@ export const makeServiceDefinitions = (dir: string): Effect.Effect<ServiceDefini
             : Effect.fail(new ConfigError({ file, path: "(root)", reason: `cannot read file: ${errorText(stat.left.error)}` }))
         }
         if (!stat.right.isFile()) return yield* Effect.fail(new ConfigError({ file, path: "(root)", reason: "is not a regular file" }))
-        yield* refuseWritable("file", file, Number(stat.right.mode))
+        yield* checkFileTrusted(file, "file")
         const { ctimeNs, ino, mtimeNs, size } = stat.right
         const stamp = `${ino}:${size}:${mtimeNs}:${ctimeNs}`
         const cached = (yield* Ref.get(cache)).get(name)

@@ -3,7 +3,8 @@
  * every `/v1/*` route needs `Authorization: Bearer <run/control.token>`.
  */
 import { timingSafeEqual } from "node:crypto"
-import { Effect, Either, Schema } from "effect"
+import { Effect, Either, Option, Schema } from "effect"
+import { exceedsJsonDepth, maxJsonDepth } from "../../services/system/JsonDepth.js"
 import { parseIssueLines } from "../../services/system/ParseIssues.js"
 import { contentType as prometheusContentType, prometheusSnapshot } from "../system/PrometheusText.js"
 import type { ResourcePressureMonitor } from "../system/ResourcePressure.js"
@@ -24,6 +25,13 @@ export interface ControlApiDependencies {
   readonly pressure: ResourcePressureMonitor
   /** The broker's admin snapshot. */
   readonly broker: Effect.Effect<unknown>
+  /**
+   * Hook invocations run at once (`host.control.max_hook_invocations`), fewer than the server's
+   * permits: hook traffic cannot take the capacity operator routes need.
+   */
+  readonly hookPermits: Effect.Semaphore
+  /** Seconds a client refused for want of a hook permit is told to wait. */
+  readonly retryAfterSeconds: number
 }
 
 const notFound = (what: string) => BoundedResponse.json({ error: "not_found", message: what }, 404)
@@ -38,6 +46,43 @@ const authorized = (request: BoundedRequest, token: string): boolean => {
 
 const decodeEnvelope = Schema.decodeUnknownEither(WorkflowEnvelope, { errors: "all" })
 
+/** The decoded segments of a path, or `undefined` when one is not valid percent-encoding. */
+const pathSegments = (path: string): ReadonlyArray<string> | undefined => {
+  const segments: Array<string> = []
+  for (const segment of path.split("/")) {
+    if (segment.length === 0) continue
+    try {
+      segments.push(decodeURIComponent(segment))
+    } catch {
+      return undefined
+    }
+  }
+  return segments
+}
+
+const componentActions: ReadonlyArray<string> = ["start", "stop", "restart"]
+
+/** Where every request outside the routes below is counted, so raw paths never become keys. */
+export const unknownControlRoute = "(unknown)"
+
+/**
+ * The route template of a control API request (`/v1/components/{id}`), which route alarms and the
+ * duration histogram key: ids and garbage paths never become keys, and unknown paths share one.
+ */
+export const controlRouteOf = (_method: string, path: string): string => {
+  if (path === "/" || path === "/healthz" || path === "/readyz" || path === "/metrics") return path
+  const parts = path.split("/").filter((part) => part.length > 0)
+  if (parts[0] !== "v1") return unknownControlRoute
+  if (parts[1] === "components") {
+    if (parts.length === 2) return "/v1/components"
+    if (parts.length === 3) return "/v1/components/{id}"
+    const action = parts[3]
+    if (parts.length === 4 && action !== undefined && componentActions.includes(action)) return `/v1/components/{id}/${action}`
+  }
+  if (parts[1] === "hooks" && parts.length === 4 && parts[3] === "invoke") return "/v1/hooks/{hook}/invoke"
+  if (parts.length === 2 && (parts[1] === "broker" || parts[1] === "runtime-metrics")) return `/v1/${parts[1]}`
+  return unknownControlRoute
+}
 /** The control API as a bounded-server handler. */
 export const controlApi = (deps: ControlApiDependencies): RequestHandler => (request) => {
   const { method, path } = request
@@ -55,7 +100,12 @@ export const controlApi = (deps: ControlApiDependencies): RequestHandler => (req
       })
     )
   }
-  const parts = path.split("/").filter((part) => part.length > 0).map(decodeURIComponent)
+  const parts = pathSegments(path)
+  if (parts === undefined) {
+    return Effect.succeed(
+      BoundedResponse.json({ error: "bad_path", message: `${path} is not valid percent-encoding: encode each path segment (encodeURIComponent)` }, 400)
+    )
+  }
   // parts[0] === "v1"
   if (method === "GET" && parts.length === 2 && parts[1] === "components") {
     return Effect.map(deps.supervisor.list, (components) => BoundedResponse.json({ components }))
@@ -75,7 +125,7 @@ export const controlApi = (deps: ControlApiDependencies): RequestHandler => (req
     )
   }
   if (method === "POST" && parts.length === 4 && parts[1] === "hooks" && parts[3] === "invoke") {
-    return invokeHook(deps, parts[2] ?? "", request)
+    return withHookPermit(deps, invokeHook(deps, parts[2] ?? "", request))
   }
   if (method === "GET" && parts.length === 2 && parts[1] === "broker") {
     return Effect.map(deps.broker, (snapshot) => BoundedResponse.json(snapshot))
@@ -87,10 +137,30 @@ export const controlApi = (deps: ControlApiDependencies): RequestHandler => (req
   return Effect.succeed(notFound(`no route ${method} ${path}`))
 }
 
+/** Runs a hook invocation under a hook permit, or answers 503 at once when none is free. */
+const withHookPermit = <E, R>(deps: ControlApiDependencies, invocation: Effect.Effect<BoundedResponse, E, R>) =>
+  Effect.map(
+    deps.hookPermits.withPermitsIfAvailable(1)(invocation),
+    Option.getOrElse(() =>
+      BoundedResponse.json(
+        { error: "hooks_busy", message: "every hook invocation permit is in use (host.control.max_hook_invocations); retry later" },
+        503,
+        { "retry-after": String(deps.retryAfterSeconds) }
+      ))
+  )
+
 const invokeHook = (deps: ControlApiDependencies, hook: string, request: BoundedRequest) =>
   Effect.gen(function*() {
     if (!deps.hooks.names.includes(hook)) {
       return notFound(`no hook named ${hook} (configured: ${deps.hooks.names.join(", ") || "none"})`)
+    }
+    // Measured before it is parsed: a deeply nested envelope would overflow the stack further on.
+    const text = yield* Effect.either(request.text)
+    if (Either.isRight(text) && exceedsJsonDepth(text.right)) {
+      return BoundedResponse.json({
+        error: "too_deep",
+        message: `the envelope nests deeper than ${maxJsonDepth} levels of arrays and objects; send at most ${maxJsonDepth}`
+      }, 400)
     }
     const body = yield* Effect.either(request.json)
     if (Either.isLeft(body)) return BoundedResponse.json({ error: "bad_request", message: body.left.message }, 400)

@@ -14,7 +14,7 @@ import { Supervisor } from "../../services/host/Supervisor.js"
 import type { BoundedServerConfigError, BoundedServerShape, ServeError } from "../../services/server/BoundedServer.js"
 import { serveHandler } from "../server/BoundedServer.js"
 import { makeResourcePressureMonitor } from "../system/ResourcePressure.js"
-import { controlApi } from "./ControlApi.js"
+import { controlApi, controlRouteOf } from "./ControlApi.js"
 
 /** Writes `file` with `mode` atomically (temp file + rename), so readers never see half of it. */
 const writePrivate = (file: string, content: string, mode: number) =>
@@ -23,6 +23,10 @@ const writePrivate = (file: string, content: string, mode: number) =>
     Fs.writeFileSync(temp, content, { mode })
     Fs.renameSync(temp, file)
   })
+
+/** Hook invocations run at once: `max_hook_invocations`, by default half of `max_connections`. */
+export const hookInvocationPermits = (control: { readonly max_connections: number; readonly max_hook_invocations?: number | undefined }): number =>
+  control.max_hook_invocations ?? Math.max(1, Math.floor(control.max_connections / 2))
 
 /** The host's control server, with its token and `control.json` for the life of the layer. */
 export const ControlApiLive: Layer.Layer<
@@ -39,13 +43,16 @@ export const ControlApiLive: Layer.Layer<
     yield* writePrivate(paths.controlToken, `${token}\n`, 0o600)
     yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(paths.controlToken, { force: true })))
     const started = yield* Deferred.make<BoundedServerShape>()
+    const control = config.host.control
+    const retryAfterSeconds = 1
     const server = yield* serveHandler(
       {
         name: "control",
-        host: config.host.control.host,
-        port: config.host.control.port,
-        maxConnections: config.host.control.max_connections,
-        handlerTimeoutMs: config.host.control.handler_timeout_ms
+        host: control.host,
+        port: control.port,
+        maxConnections: control.max_connections,
+        handlerTimeoutMs: control.handler_timeout_ms,
+        retryAfterSeconds
       },
       controlApi({
         token,
@@ -53,8 +60,12 @@ export const ControlApiLive: Layer.Layer<
         hooks: yield* HookRunner,
         server: Deferred.await(started),
         broker: broker.snapshot,
-        pressure: yield* makeResourcePressureMonitor
-      })
+        pressure: yield* makeResourcePressureMonitor,
+        // Fewer than the server's permits, so operator routes always have some of their own.
+        hookPermits: yield* Effect.makeSemaphore(hookInvocationPermits(control)),
+        retryAfterSeconds
+      }),
+      { routeOf: controlRouteOf }
     )
     yield* Deferred.succeed(started, server)
     const url = server.address._tag === "Tcp" ? server.address.url : server.address.path

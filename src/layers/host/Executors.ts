@@ -3,14 +3,21 @@
  * free), bounds the invocation with a deadline, and decodes the answer with `MiddlewareDecision`:
  * anything but a valid decision is an `ExecutorError` naming the component, never a pass.
  */
-import { Effect, Inspectable, Option, ParseResult, Predicate, Schema } from "effect"
+import { Clock, Effect, Inspectable, Option, ParseResult, Predicate, Schema } from "effect"
 import type { ComponentRoute, Phase } from "../../services/host/Component.js"
 import { isRoutable } from "../../services/host/Component.js"
 import { ExecutorError, type Executor, type InProcessFunction } from "../../services/host/Executor.js"
 import { type ComponentConfig, ConfigError, defaultHttpConfig } from "../../services/host/HostConfig.js"
 import { MiddlewareDecision, type WorkflowEnvelope } from "../../services/host/MiddlewareContract.js"
-import type { CallLimits, ModuleCallError, ModuleClientShape } from "../../services/host/ModuleClient.js"
-import { describeExit, type LaunchError, ProcessLauncher } from "../../services/host/ProcessLauncher.js"
+import {
+  bearerHeaders,
+  type CallHeaders,
+  type CallLimits,
+  deadlineHeader,
+  type ModuleCallError,
+  type ModuleClientShape
+} from "../../services/host/ModuleClient.js"
+import { defaultModuleUser, describeExit, type LaunchError, ProcessLauncher } from "../../services/host/ProcessLauncher.js"
 import { parseIssueLines } from "../../services/system/ParseIssues.js"
 
 /** A component as the executors see it: its config with its id filled in. */
@@ -172,6 +179,8 @@ export const makeCommandStdioExecutor = (
       args: launch.args,
       env: { ...launch.env, ...options.env },
       sandbox: component.sandbox_profile,
+      // module-restricted on a root host: each run as the component's unprivileged user.
+      runAs: component.run_as ?? defaultModuleUser,
       ...(launch.cwd === undefined ? {} : { cwd: launch.cwd }),
       ...(options.logFile === undefined ? {} : { logFile: options.logFile })
     }
@@ -202,14 +211,28 @@ export const makeCommandStdioExecutor = (
       ))
   })
 
+/**
+ * The headers of one invocation: its absolute deadline (now plus the sooner of the call's timeout and
+ * the envelope's `deadline_ms`, in epoch ms), so the module drops work the host no longer waits for;
+ * and, for a module the host launched, its run's token.
+ */
+const invocationHeaders = (timeoutMs: number, envelope: WorkflowEnvelope, token: string | null): Effect.Effect<CallHeaders> =>
+  Effect.map(Clock.currentTimeMillis, (now) => ({
+    ...(token === null ? {} : bearerHeaders(token)),
+    [deadlineHeader]: String(now + Math.min(timeoutMs, envelope.deadline_ms ?? timeoutMs))
+  }))
+
 const invokeOverHttp = (
   component: ExecutorComponent,
   client: ModuleClientShape,
   endpoint: string,
+  token: string | null,
   envelope: WorkflowEnvelope
 ): Effect.Effect<MiddlewareDecision, ExecutorError> => {
   const http = component.http ?? defaultHttpConfig
-  return client.postJson(endpoint, http.invoke_path, envelope, limitsOf(component)).pipe(
+  const limits = limitsOf(component)
+  return invocationHeaders(limits.timeoutMs, envelope, token).pipe(
+    Effect.flatMap((headers) => client.postJson(endpoint, http.invoke_path, envelope, limits, headers)),
     Effect.mapError((error) => fromCallError(component.id, error)),
     Effect.flatMap((reply) => decodeDecision(component.id, reply.body))
   )
@@ -231,12 +254,13 @@ export const makeLocalHttpExecutor = (
     }
     const { timeoutMs } = limitsOf(component)
     return yield* bounded(component.id, component.max_concurrency, timeoutMs, timeoutMs + backstopMs, (envelope) =>
-      invokeOverHttp(component, client, endpoint, envelope))
+      invokeOverHttp(component, client, endpoint, null, envelope))
   })
 
 /**
  * An `http_local_json` executor: reads the component's route on every invocation; outside
  * `ready`/`degraded` (or without an endpoint) fails `NotReady` with the phase and makes no call.
+ * Each call carries the token of the module's current run.
  * `onTimeout` runs after each invocation that timed out (the supervisor's streak toward `degraded`).
  */
 export const makeSupervisedHttpExecutor = (
@@ -247,10 +271,10 @@ export const makeSupervisedHttpExecutor = (
 ): Effect.Effect<Executor> => {
   const { timeoutMs } = limitsOf(component)
   const attempt = (envelope: WorkflowEnvelope): Effect.Effect<MiddlewareDecision, ExecutorError> =>
-    Effect.flatMap(route, ({ endpoint, phase }) =>
+    Effect.flatMap(route, ({ endpoint, phase, token }) =>
       !isRoutable(phase) || endpoint === null
         ? Effect.fail(executorError(component.id, "NotReady", `not routable in phase ${phase}${endpoint === null ? " (no endpoint)" : ""}`, phase))
-        : invokeOverHttp(component, client, endpoint, envelope))
+        : invokeOverHttp(component, client, endpoint, token, envelope))
   return Effect.map(
     bounded(component.id, component.max_concurrency, timeoutMs, timeoutMs + backstopMs, attempt),
     (executor): Executor =>
@@ -267,7 +291,7 @@ export interface ExecutorDeps {
   readonly client: ModuleClientShape
   /** `in_process` functions by the name in `function`. */
   readonly inProcess: ReadonlyMap<string, InProcessFunction>
-  /** `http_local_json`: the supervisor's current phase and endpoint of a component. */
+  /** `http_local_json`: the supervisor's current phase, endpoint and launch token of a component. */
   readonly route: (componentId: string) => Effect.Effect<ComponentRoute>
   /** `command_stdio`: the clean environment of a component's process. */
   readonly env: (componentId: string) => Record<string, string>

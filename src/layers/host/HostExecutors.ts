@@ -36,7 +36,7 @@ export const ExecutorsLive: Layer.Layer<
         client,
         inProcess,
         route: (componentId) =>
-          supervisor.route(componentId).pipe(Effect.catchAll(() => Effect.succeed({ phase: "failed" as const, endpoint: null }))),
+          supervisor.route(componentId).pipe(Effect.catchAll(() => Effect.succeed({ phase: "failed" as const, endpoint: null, token: null }))),
         env: (componentId) => ({
           CORRAL_MODULE_ID: config.components[componentId]?.module_id ?? componentId,
           CORRAL_COMPONENT_ID: componentId,

@@ -1,20 +1,25 @@
 /**
- * ModuleClientLive: HTTP JSON to modules over `node:http`, through one keep-alive agent per client
- * (bounded sockets per endpoint, destroyed with the layer's scope). Every call has a deadline, counts
- * the body while it streams, and destroys its socket when it times out, overflows or is interrupted.
+ * ModuleClientLive: HTTP JSON to modules over `node:http`, on loopback TCP or a Unix socket
+ * (`unix:/abs/path`), through one keep-alive agent per client (bounded sockets per endpoint, destroyed
+ * with the layer's scope). Every call has a deadline, carries the headers it is given (the module's
+ * launch token), counts the body while it streams, and destroys its socket when it times out,
+ * overflows or is interrupted.
  */
 import * as Http from "node:http"
 import { Data, Effect, Layer, Schema } from "effect"
 import type { Scope } from "effect"
 import { LoopbackEndpoint } from "../../services/host/HostConfig.js"
 import {
+  type CallHeaders,
   type CallLimits,
   ModuleCallError,
   ModuleClient,
   type ModuleClientShape,
-  type ModuleReply
+  type ModuleReply,
+  unixEndpointPrefix
 } from "../../services/host/ModuleClient.js"
 import { errorCode } from "../../services/system/ErrorDetails.js"
+import { exceedsJsonDepth, maxJsonDepth } from "../../services/system/JsonDepth.js"
 
 /** Sockets the agent opens at most per endpoint when no other bound is given; more calls queue in the agent. */
 export const defaultMaxSocketsPerEndpoint = 32
@@ -28,10 +33,10 @@ export interface ModuleClientOptions {
   readonly maxSocketsPerEndpoint?: number
 }
 
-interface Target {
-  readonly host: string
-  readonly port: number
-}
+/** Where a call goes: a loopback host and port, or a Unix socket. */
+type Target =
+  | { readonly host: string; readonly port: number }
+  | { readonly socketPath: string }
 
 interface RawReply {
   readonly status: number
@@ -43,7 +48,11 @@ class StaleSocket extends Data.TaggedError("StaleSocket")<{ readonly message: st
 
 const isLoopbackEndpoint = Schema.is(LoopbackEndpoint)
 
-const loopbackTarget = (endpoint: string): Target | undefined => {
+const moduleTarget = (endpoint: string): Target | undefined => {
+  if (endpoint.startsWith(unixEndpointPrefix)) {
+    const socketPath = endpoint.slice(unixEndpointPrefix.length)
+    return socketPath.startsWith("/") ? { socketPath } : undefined
+  }
   if (!isLoopbackEndpoint(endpoint)) return undefined
   try {
     const url = new URL(endpoint)
@@ -70,18 +79,19 @@ const exchange = (
   path: string,
   body: Buffer | undefined,
   limits: CallLimits,
+  extraHeaders: CallHeaders,
   retryOnStale: boolean
 ): Effect.Effect<RawReply, ModuleCallError | StaleSocket> =>
   Effect.async<RawReply, ModuleCallError | StaleSocket>((resume) => {
     const where = `${method} ${endpoint}${path}`
     let settled = false
     let answered = false
-    const headers: Record<string, string | number> = { accept: "application/json" }
+    const headers: Record<string, string | number> = { ...extraHeaders, accept: "application/json" }
     if (body !== undefined) {
       headers["content-type"] = "application/json"
       headers["content-length"] = body.length
     }
-    const request = Http.request({ agent, host: target.host, port: target.port, method, path, headers })
+    const request = Http.request({ agent, ...target, method, path, headers })
 
     const settle = (effect: Effect.Effect<RawReply, ModuleCallError | StaleSocket>): void => {
       if (settled) return
@@ -158,16 +168,17 @@ const call = (
   endpoint: string,
   path: string,
   body: Buffer | undefined,
-  limits: CallLimits
+  limits: CallLimits,
+  headers: CallHeaders
 ): Effect.Effect<RawReply, ModuleCallError> => {
-  const target = loopbackTarget(endpoint)
+  const target = moduleTarget(endpoint)
   if (target === undefined) {
     return Effect.fail(
       new ModuleCallError({
         endpoint,
         path,
         reason: "Unreachable",
-        message: `${method} ${endpoint}${path}: not a loopback endpoint (modules are only reached on 127.0.0.1, localhost or [::1])`
+        message: `${method} ${endpoint}${path}: not a loopback endpoint (modules are only reached on 127.0.0.1, localhost, [::1] or unix:/absolute/path)`
       })
     )
   }
@@ -178,8 +189,8 @@ const call = (
   }
   // Node's documented remedy for the keep-alive race: a reused socket reset before any answer means
   // the module closed it while idle, so the request goes once more on a fresh connection.
-  return exchange(agent, target, method, endpoint, path, body, limits, true).pipe(
-    Effect.catchTag("StaleSocket", () => exchange(agent, target, method, endpoint, path, body, limits, false)),
+  return exchange(agent, target, method, endpoint, path, body, limits, headers, true).pipe(
+    Effect.catchTag("StaleSocket", () => exchange(agent, target, method, endpoint, path, body, limits, headers, false)),
     Effect.catchTag("StaleSocket", (stale) =>
       Effect.fail(new ModuleCallError({ endpoint, path, reason: "Unreachable", message: `${method} ${endpoint}${path}: ${stale.message}` })))
   )
@@ -209,6 +220,17 @@ const readPost = (endpoint: string, path: string, { body, status }: RawReply): E
     )
   }
   if (text.length === 0) return Effect.succeed({ status, body: null })
+  if (exceedsJsonDepth(text)) {
+    return Effect.fail(
+      new ModuleCallError({
+        endpoint,
+        path,
+        reason: "BadJson",
+        status,
+        message: `POST ${endpoint}${path}: answer nests deeper than ${maxJsonDepth} levels of arrays and objects`
+      })
+    )
+  }
   try {
     return Effect.succeed({ status, body: JSON.parse(text) as unknown })
   } catch {
@@ -229,11 +251,11 @@ export const makeModuleClient = (options: ModuleClientOptions = {}): Effect.Effe
       (agent) => Effect.sync(() => agent.destroy())
     ),
     (agent): ModuleClientShape => ({
-      get: (endpoint, path, limits) => Effect.map(call(agent, "GET", endpoint, path, undefined, limits), readGet),
-      postJson: (endpoint, path, body, limits) =>
+      get: (endpoint, path, limits, headers = {}) => Effect.map(call(agent, "GET", endpoint, path, undefined, limits, headers), readGet),
+      postJson: (endpoint, path, body, limits, headers = {}) =>
         Effect.suspend(() => {
           const encoded = JSON.stringify(body)
-          return call(agent, "POST", endpoint, path, Buffer.from(encoded === undefined ? "null" : encoded, "utf8"), limits)
+          return call(agent, "POST", endpoint, path, Buffer.from(encoded === undefined ? "null" : encoded, "utf8"), limits, headers)
         }).pipe(Effect.flatMap((reply) => readPost(endpoint, path, reply)))
     })
   )

@@ -18,7 +18,7 @@ import {
   type ServeError
 } from "../../services/server/BoundedServer.js"
 import { serveConnectionsWith } from "./ConnectionListener.js"
-import { makeHandlerListener } from "./HandlerListener.js"
+import { makeHandlerListener, type RouteOf } from "./HandlerListener.js"
 import { makeHttpAppListener } from "./HttpAppListener.js"
 import { makeHttpTransport } from "./HttpTransport.js"
 import { makeServerCore, type ServerCore } from "./ServerCore.js"
@@ -65,16 +65,26 @@ const requestRuntime = <R>(): Effect.Effect<Runtime.Runtime<R>, never, R> =>
     })
   })
 
+/** Options of a served handler. */
+export interface HandlerServeOptions {
+  /**
+   * The route of a request, as route alarms and the duration histogram key it: a template such as
+   * `/v1/components/{id}`, so raw paths (ids, garbage) never become keys. Default: the path.
+   */
+  readonly routeOf?: RouteOf
+}
+
 /** Serves `handler` (the bounded server's own interface) until the scope closes, then drains. */
 export const serveHandler = <E, R>(
   config: ConfigSource,
-  handler: RequestHandler<E, R>
+  handler: RequestHandler<E, R>,
+  options: HandlerServeOptions = {}
 ): Effect.Effect<BoundedServerShape, ServeError | BoundedServerConfigError, R | Scope.Scope> =>
   Effect.gen(function*() {
     const decoded = yield* decodeBoundedServerConfig(config)
     const core = yield* makeServerCore(decoded)
     const runtime = yield* requestRuntime<R>()
-    const address = yield* makeHttpTransport(core, makeHandlerListener(core, handler, runtime))
+    const address = yield* makeHttpTransport(core, makeHandlerListener(core, handler, runtime, options.routeOf))
     return shapeOf(core, address)
   })
 
@@ -82,6 +92,8 @@ export const serveHandler = <E, R>(
 export interface HttpAppServeOptions {
   /** The platform's per-request tracing span (off by default: it costs about a fifth of a hello). */
   readonly tracing?: boolean
+  /** The route of a request for alarms and metrics (a template); default: the path. */
+  readonly routeOf?: RouteOf
 }
 
 /** Serves an `HttpApp` (an `HttpRouter`, say) under the same contract. */
@@ -98,7 +110,7 @@ export const serveHttpApp = <E, R>(
     const decoded = yield* decodeBoundedServerConfig(config)
     const core = yield* makeServerCore(decoded)
     // The platform captures the runtime here: request fibers inherit it, without runtime metrics.
-    const listener = yield* makeHttpAppListener(core, app).pipe(
+    const listener = yield* makeHttpAppListener(core, app, options.routeOf).pipe(
       Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.disable(RuntimeFlags.RuntimeMetrics)),
       options.tracing === true ? identity : Effect.locally(HttpMiddleware.currentTracerDisabledWhen, () => true)
     )
@@ -132,8 +144,8 @@ export const serveConnections = <E, R>(
   })
 
 /** `serveHandler` as a layer of the `BoundedServer` service. */
-export const layerHandler = <E, R>(config: ConfigSource, handler: RequestHandler<E, R>) =>
-  Layer.scoped(BoundedServer, serveHandler(config, handler))
+export const layerHandler = <E, R>(config: ConfigSource, handler: RequestHandler<E, R>, options?: HandlerServeOptions) =>
+  Layer.scoped(BoundedServer, serveHandler(config, handler, options))
 
 /** `serveHttpApp` as a layer of the `BoundedServer` service. */
 export const layerHttpApp = <E, R>(config: ConfigSource, app: HttpApp.Default<E, R>, options?: HttpAppServeOptions) =>

@@ -1,7 +1,8 @@
 /**
  * The listener and its connection permits. Over capacity (or while draining) a connection gets a
- * fixed reply written in the accept callback, before any parsing, and is closed; no fiber starts.
- * (Node's own `maxConnections` drops the socket without a byte.)
+ * fixed reply written in the accept callback, before any parsing, and is closed as soon as the reply
+ * is written; no fiber starts. (Node's own `maxConnections` drops the socket without a byte.) An HTTP
+ * gate first closes the connection idle longest, so idle sockets cannot hold every permit.
  */
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -9,11 +10,16 @@ import { Effect } from "effect"
 import type { Scope } from "effect"
 import type { BoundAddress, BoundedServerConfig } from "../../services/server/BoundedServer.js"
 import { ServeError } from "../../services/server/BoundedServer.js"
+import { IdleConnections } from "./IdleConnections.js"
 import { PermitGate } from "./PermitGate.js"
 import type { ServerMetrics } from "./ServerMetrics.js"
 
-/** How long a refused socket may linger for the peer to read its reply before it is destroyed. */
-const rejectLingerMs = 2_000
+/**
+ * Longest a refused socket may wait for its reply to be written before it is destroyed. The reply is
+ * small and the socket fresh, so it is written at once and the socket destroyed then: a flood of
+ * refused connections must not hold descriptors.
+ */
+const rejectWriteBoundMs = 100
 
 const ignoreError = () => {}
 
@@ -35,6 +41,11 @@ export interface ConnectionGateOptions {
   readonly rejectBytes: Uint8Array
   readonly onAccepted: (socket: Net.Socket) => void
   readonly onAcceptError: (error: Error) => void
+  /**
+   * When every permit is held, close the connection idle longest (no request in progress) to admit the
+   * new one. For HTTP, whose transport reports requests through `requestStarted`/`requestFinished`.
+   */
+  readonly reclaimIdle?: boolean
 }
 
 /** A listening socket with connection permits. Its methods run on the event loop only. */
@@ -42,11 +53,16 @@ export class ConnectionGate {
   readonly server: Net.Server
   private readonly permits: PermitGate
   private readonly sockets = new Set<Net.Socket>()
+  /** Idle connections, tracked only by a gate that reclaims them. */
+  private readonly idle: IdleConnections<Net.Socket> | undefined
   private drainingFlag = false
+  /** The inode of the socket file this gate bound, so it only ever removes its own. */
+  private boundSocketInode: number | undefined = undefined
   private closedWaiters: Array<() => void> = []
 
   constructor(private readonly options: ConnectionGateOptions) {
     this.permits = new PermitGate(options.config.maxConnections)
+    this.idle = options.reclaimIdle === true ? new IdleConnections() : undefined
     this.server = Net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket))
     this.server.on("error", (error) => {
       if (this.server.listening) options.onAcceptError(error)
@@ -67,20 +83,47 @@ export class ConnectionGate {
   }
 
   private onConnection(socket: Net.Socket): void {
-    if (this.drainingFlag || !this.permits.tryAcquire()) {
+    if (this.drainingFlag || !(this.permits.tryAcquire() || (this.reclaimIdleConnection() && this.permits.tryAcquire()))) {
       this.options.metrics.rejectedConnection()
       this.reject(socket)
       return
     }
     this.sockets.add(socket)
+    this.idle?.admitted(socket)
     this.options.metrics.connectionAccepted()
     socket.once("close", () => {
-      this.sockets.delete(socket)
-      this.permits.release()
-      this.options.metrics.connectionClosed()
-      if (this.sockets.size === 0) this.wakeClosedWaiters()
+      this.idle?.closed(socket)
+      // Absent: reclaimed, its permit already released.
+      if (!this.sockets.delete(socket)) return
+      this.release()
     })
     this.options.onAccepted(socket)
+  }
+
+  private release(): void {
+    this.permits.release()
+    this.options.metrics.connectionClosed()
+    if (this.sockets.size === 0) this.wakeClosedWaiters()
+  }
+
+  /** A request arrived on `socket`: it is not idle until it is answered. */
+  requestStarted(socket: Net.Socket): void {
+    this.idle?.requestStarted(socket)
+  }
+
+  /** A request on `socket` was answered or abandoned. */
+  requestFinished(socket: Net.Socket): void {
+    this.idle?.requestFinished(socket)
+  }
+
+  // Closes the connection idle longest and releases its permit now (its 'close' event comes later).
+  private reclaimIdleConnection(): boolean {
+    const socket = this.idle?.takeLongestIdle()
+    if (socket === undefined) return false
+    this.sockets.delete(socket)
+    socket.destroy()
+    this.release()
+    return true
   }
 
   private reject(socket: Net.Socket): void {
@@ -89,15 +132,26 @@ export class ConnectionGate {
       socket.destroy()
       return
     }
-    // Read and discard what the peer sent: closing with unread data would reset the connection
-    // and could discard our reply before the peer reads it.
-    socket.resume()
-    socket.setTimeout(rejectLingerMs, () => socket.destroy())
-    socket.end(this.options.rejectBytes)
+    // Destroyed once the reply is written, without reading what the peer sent: the kernel delivers the
+    // reply before the reset that unread bytes cause (checked on loopback), and reading them would
+    // keep the descriptor for as long as the peer cares to send.
+    socket.setTimeout(rejectWriteBoundMs, () => socket.destroy())
+    socket.end(this.options.rejectBytes, () => socket.destroy())
   }
 
   /** Binds the listener; a stale Unix socket file at `path` is removed first. */
   listen(): Effect.Effect<BoundAddress, ServeError> {
+    const { config } = this.options
+    const path = config.path
+    if (path === undefined) return this.bind()
+    // A socket file someone still listens on is theirs: never unlinked, the bind fails instead.
+    return Effect.flatMap(acceptsConnections(path), (live) =>
+      live
+        ? Effect.fail(new ServeError({ server: config.name, address: path, message: "another process is listening on this socket; it was left alone" }))
+        : Effect.zipRight(Effect.sync(() => removeStaleSocket(path)), this.bind()))
+  }
+
+  private bind(): Effect.Effect<BoundAddress, ServeError> {
     const { config } = this.options
     const target = config.path !== undefined ? config.path : `${config.host}:${config.port}`
     return Effect.async<BoundAddress, ServeError>((resume) => {
@@ -109,6 +163,7 @@ export class ConnectionGate {
         this.server.off("error", onError)
         const address = this.server.address()
         if (config.path !== undefined) {
+          this.boundSocketInode = inodeOf(config.path)
           resume(Effect.succeed({ _tag: "Unix", path: config.path }))
         } else if (address !== null && typeof address === "object") {
           const host = address.family === "IPv6" ? `[${address.address}]` : address.address
@@ -120,7 +175,6 @@ export class ConnectionGate {
       this.server.once("error", onError)
       this.server.once("listening", onListening)
       if (config.path !== undefined) {
-        removeStaleSocket(config.path)
         this.server.listen({ path: config.path })
       } else {
         this.server.listen({ host: config.host, port: config.port })
@@ -132,7 +186,8 @@ export class ConnectionGate {
   stopAccepting(): void {
     this.drainingFlag = true
     this.server.close()
-    if (this.options.config.path !== undefined) removeStaleSocket(this.options.config.path)
+    const path = this.options.config.path
+    if (path !== undefined && this.boundSocketInode !== undefined && inodeOf(path) === this.boundSocketInode) removeStaleSocket(path)
   }
 
   /** Destroys every accepted socket still open. */
@@ -158,6 +213,32 @@ export class ConnectionGate {
     for (const wake of waiters) wake()
   }
 }
+
+const inodeOf = (path: string): number | undefined => {
+  try {
+    return Fs.lstatSync(path).ino
+  } catch {
+    return undefined
+  }
+}
+
+/** Whether the Unix socket `path` may be live: only a refused connect or a missing file says it is not (a full backlog stalls). */
+const acceptsConnections = (path: string): Effect.Effect<boolean> =>
+  Effect.async<boolean>((resume) => {
+    const socket = Net.createConnection({ path })
+    const finish = (accepted: boolean) => {
+      clearTimeout(timer)
+      socket.destroy()
+      resume(Effect.succeed(accepted))
+    }
+    const timer = setTimeout(() => finish(true), 250)
+    socket.once("connect", () => finish(true))
+    socket.once("error", (error: NodeJS.ErrnoException) => finish(error.code !== "ECONNREFUSED" && error.code !== "ENOENT"))
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      socket.destroy()
+    })
+  })
 
 const removeStaleSocket = (path: string): void => {
   try {

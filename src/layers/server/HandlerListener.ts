@@ -8,6 +8,7 @@ import { performance } from "node:perf_hooks"
 import { Cause, Effect, type Exit, Option, Runtime } from "effect"
 import type { BoundedResponse, RequestHandler } from "../../services/server/BoundedHttp.js"
 import { RequestBodyError } from "../../services/server/BoundedHttp.js"
+import { answerTooLarge, closeIfBodyPending, limitRequestBody } from "./BodyLimit.js"
 import type { RequestListener } from "./HttpTransport.js"
 import { NodeBoundedRequest } from "./NodeRequest.js"
 import type { RequestRun, ServerCore } from "./ServerCore.js"
@@ -41,11 +42,18 @@ const bodyErrorResponse = (error: RequestBodyError, requestId: string): BoundedR
   }
 }
 
+/** Names the route of a request (its template, e.g. `/v1/components/{id}`) for alarms and metrics. */
+export type RouteOf = (method: string, path: string) => string
+
+/** The default route of a request: its path (route labels are bounded by `ServerMetrics.routeKey`). */
+export const pathAsRoute: RouteOf = (_method, path) => path
+
 /** Builds the `request` listener that runs `handler` under the core's contract. */
 export const makeHandlerListener = <E, R>(
   core: ServerCore,
   handler: RequestHandler<E, R>,
-  runtime: Runtime.Runtime<R>
+  runtime: Runtime.Runtime<R>,
+  routeOf: RouteOf = pathAsRoute
 ): RequestListener => {
   const runFork = Runtime.runFork(runtime)
   const { config, metrics, requestPermits, runs, alarms } = core
@@ -99,6 +107,7 @@ export const makeHandlerListener = <E, R>(
     }
     if (!requestPermits.tryAcquire()) {
       metrics.rejectedRequest()
+      closeIfBodyPending(req, res)
       return writeJson(res, 503, overloaded, retryAfter)
     }
     const requestId = core.nextRequestId()
@@ -109,8 +118,15 @@ export const makeHandlerListener = <E, R>(
       res.shouldKeepAlive = false
       return writeJson(res, 413, JSON.stringify({ error: "body_too_large", max_body_bytes: config.maxBodyBytes, request_id: requestId }))
     }
+    // Before the fork: a handler that answers synchronously must already see the pending body.
+    limitRequestBody(req, res, config.maxBodyBytes, () => {
+      metrics.clientError()
+      answerTooLarge(res, JSON.stringify({ error: "body_too_large", max_body_bytes: config.maxBodyBytes, request_id: requestId }))
+      // The answer is written: the run's own response would come too late, so it ends as if its client left.
+      runs.interruptWhere("client", (other) => other.connection === req.socket)
+    })
     const request = new NodeBoundedRequest(requestId, req, config.maxBodyBytes)
-    const route = metrics.routeKey(request.path)
+    const route = metrics.routeKey(routeOf(request.method, request.path))
     metrics.requestStarted()
     const startedAt = performance.now()
     const run: RequestRun = {

@@ -10,6 +10,8 @@ import { HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import { Cause, Effect, Exit, Fiber, Option } from "effect"
 import type { Scope } from "effect"
+import { answerTooLarge, closeIfBodyPending, limitRequestBody } from "./BodyLimit.js"
+import { pathAsRoute, type RouteOf } from "./HandlerListener.js"
 import type { RequestListener } from "./HttpTransport.js"
 import { pathOf } from "./NodeRequest.js"
 import type { RequestRun, ServerCore } from "./ServerCore.js"
@@ -78,7 +80,8 @@ const boundedApp = <E, R>(
 /** Builds the `request` listener that serves `app` under the core's contract. */
 export const makeHttpAppListener = <E, R>(
   core: ServerCore,
-  app: HttpApp.Default<E, R>
+  app: HttpApp.Default<E, R>,
+  routeOf: RouteOf = pathAsRoute
 ): Effect.Effect<RequestListener, never, Exclude<R, HttpServerRequest.HttpServerRequest | Scope.Scope>> =>
   Effect.gen(function*() {
     const { config, metrics, requestPermits } = core
@@ -96,6 +99,7 @@ export const makeHttpAppListener = <E, R>(
       if (core.draining) return refuse(res, 503, { error: "shutting_down" })
       if (!requestPermits.tryAcquire()) {
         metrics.rejectedRequest()
+        closeIfBodyPending(req, res)
         res.statusCode = 503
         res.setHeader("content-type", "application/json")
         res.setHeader("retry-after", retryAfter)
@@ -108,13 +112,20 @@ export const makeHttpAppListener = <E, R>(
         metrics.clientError()
         return refuse(res, 413, { error: "body_too_large", max_body_bytes: config.maxBodyBytes, request_id: requestId })
       }
-      const route = metrics.routeKey(pathOf(req.url ?? "/"))
+      const route = metrics.routeKey(routeOf(req.method ?? "GET", pathOf(req.url ?? "/")))
       admitted.set(req, { requestId, route })
       metrics.requestStarted()
       const startedAt = performance.now()
       res.once("close", () => {
         requestPermits.release()
         metrics.requestFinished(route, (performance.now() - startedAt) / 1000)
+      })
+      // Before the app runs: one that answers synchronously must already see the pending body.
+      limitRequestBody(req, res, config.maxBodyBytes, () => {
+        metrics.clientError()
+        answerTooLarge(res, JSON.stringify({ error: "body_too_large", max_body_bytes: config.maxBodyBytes, request_id: requestId }))
+        // The answer is written: the app's own response would come too late, so it ends as if its client left.
+        core.runs.interruptWhere("client", (run) => run.connection === req.socket)
       })
       platformHandler(req, res)
     }

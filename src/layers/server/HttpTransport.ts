@@ -60,7 +60,13 @@ export const makeHttpTransport = (
       noDelay: true
     })
     http.timeout = 0
-    http.on("request", listener)
+    // Requests only arrive through the gate (declared below), so it exists by the time this runs. It
+    // learns which connections are busy, to close only idle ones when capacity is short.
+    http.on("request", (req: Http.IncomingMessage, res: Http.ServerResponse) => {
+      gate.requestStarted(req.socket)
+      res.once("close", () => gate.requestFinished(req.socket))
+      listener(req, res)
+    })
     http.on("clientError", (error: NodeJS.ErrnoException, socket: Net.Socket) => {
       if (error.code === "ECONNRESET" || !socket.writable) {
         socket.destroy()
@@ -68,8 +74,9 @@ export const makeHttpTransport = (
       }
       const [status, name] = clientErrorStatus(error.code)
       core.metrics.clientError()
-      socket.setTimeout(1_000, () => socket.destroy())
-      socket.end(fixedHttpResponse(status, name))
+      // Destroyed once the answer is written: the rest of a bad request is not worth reading.
+      socket.setTimeout(100, () => socket.destroy())
+      socket.end(fixedHttpResponse(status, name), () => socket.destroy())
     })
     // node:http arms its per-connection header and request timeout checker on 'listening'; this
     // parser never listens itself (the gate does), so start the checker as listen would.
@@ -79,6 +86,7 @@ export const makeHttpTransport = (
       config,
       metrics: core.metrics,
       rejectBytes: overCapacityHttpResponse(config.retryAfterSeconds),
+      reclaimIdle: true,
       onAccepted: (socket) => {
         socket.once("close", () => core.runs.interruptWhere("client", (run) => run.connection === socket))
         http.emit("connection", socket)

@@ -4,9 +4,11 @@ import {
   Failure,
   failuresInWindow,
   initialRouteAlarmState,
+  isQuiet,
   routeAlarmPolicyProblems,
   step,
   Success,
+  Tick,
   type RouteAlarmPolicy,
   type RouteAlarmState,
   type RouteAlarmTransition,
@@ -78,7 +80,8 @@ const build = (
     return Effect.logError(
       `route "${outcome.route}" on server "${serverName}" alarmed: ${failures} defects or timeouts within ` +
         `${policy.windowMs} ms, the last a ${kind}: ${message}. The server reports not ready until the route ` +
-        `completes ${policy.recoverySuccesses} requests in a row; look for the cause in its handler.`
+        `completes ${policy.recoverySuccesses} requests in a row or has no failure for ${policy.quietMs} ms; ` +
+        `look for the cause in its handler.`
     ).pipe(
       Effect.annotateLogs({ server: serverName, route: outcome.route, kind, failures, window: `${policy.windowMs}ms` }),
       Effect.zipRight(Metric.increment(Metric.tagged(raisedTotal, "route", outcome.route))),
@@ -86,11 +89,11 @@ const build = (
     )
   }
 
-  const onCleared = (route: string): Effect.Effect<void> =>
-    Effect.logInfo(
-      `route "${route}" on server "${serverName}" recovered: ${policy.recoverySuccesses} requests in a row ` +
-        `completed, alarm cleared`
-    ).pipe(
+  const recovered = `${policy.recoverySuccesses} requests in a row completed`
+  const quiet = `no failure for ${policy.quietMs} ms`
+
+  const onCleared = (route: string, how: string): Effect.Effect<void> =>
+    Effect.logInfo(`route "${route}" on server "${serverName}" recovered: ${how}, alarm cleared`).pipe(
       Effect.annotateLogs({ server: serverName, route }),
       Effect.zipRight(Metric.set(Metric.tagged(active, "route", route), 0))
     )
@@ -104,7 +107,12 @@ const build = (
           const updated = new Map(kept).set(key, next.state)
           return [{ route: key, state: next.state, transition: next.transition }, updated]
         }),
-        (outcome) => (outcome.transition === "raised" ? onRaised(outcome, kind, message) : Effect.void)
+        (outcome) =>
+          outcome.transition === "raised"
+            ? onRaised(outcome, kind, message)
+            : outcome.transition === "cleared"
+            ? onCleared(outcome.route, quiet)
+            : Effect.void
       ))
 
   // Picks the entry a failure of `route` lands in, evicting an idle route when the cap is reached.
@@ -141,21 +149,38 @@ const build = (
       if (key === undefined) return Effect.void
       return Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.flatMap(
-          Ref.modify(states, (current): readonly [RouteAlarmTransition, RouteStates] => {
+          Ref.modify(states, (current): readonly [{ transition: RouteAlarmTransition; wasQuiet: boolean }, RouteStates] => {
             const state = current.get(key)
-            if (state === undefined) return ["none", current]
+            if (state === undefined) return [{ transition: "none", wasQuiet: false }, current]
             const next = step(policy, state, Success(now))
-            if (next.state === state) return [next.transition, current]
-            return [next.transition, new Map(current).set(key, next.state)]
+            const outcome = { transition: next.transition, wasQuiet: isQuiet(policy, state, now) }
+            if (next.state === state) return [outcome, current]
+            return [outcome, new Map(current).set(key, next.state)]
           }),
-          (transition) => (transition === "cleared" ? onCleared(key) : Effect.void)
+          ({ transition, wasQuiet }) => (transition === "cleared" ? onCleared(key, wasQuiet ? quiet : recovered) : Effect.void)
         ))
+    })
+
+  // Clears every alarm that has been quiet long enough; returns the routes after it and those it cleared.
+  const settleQuiet = (now: number) =>
+    Ref.modify(states, (routes): readonly [{ routes: RouteStates; cleared: ReadonlyArray<string> }, RouteStates] => {
+      let next: Map<string, RouteAlarmState> | undefined
+      const cleared: Array<string> = []
+      for (const [route, state] of routes) {
+        if (!isQuiet(policy, state, now)) continue
+        next ??= new Map(routes)
+        next.set(route, step(policy, state, Tick(now)).state)
+        cleared.push(route)
+      }
+      const after = next ?? routes
+      return [{ routes: after, cleared }, after]
     })
 
   const alarmed: Effect.Effect<ReadonlyArray<AlarmedRoute>> = Effect.flatMap(
     Clock.currentTimeMillis,
     (now) =>
-      Effect.map(Ref.get(states), (routes) => {
+      Effect.flatMap(settleQuiet(now), ({ routes, cleared }) =>
+        Effect.as(Effect.forEach(cleared, (route) => onCleared(route, quiet), { discard: true }), routes)).pipe(Effect.map((routes) => {
         const report: Array<{ readonly raisedAt: number; readonly route: AlarmedRoute }> = []
         for (const [route, state] of routes) {
           if (!state.alarmed || state.raisedAt === null) continue
@@ -173,7 +198,7 @@ const build = (
           })
         }
         return report.sort((a, b) => a.raisedAt - b.raisedAt).map((entry) => entry.route)
-      })
+      }))
   )
 
   return { serverName, recordFailure, recordSuccess, alarmed }

@@ -8,6 +8,7 @@ import type { Scope } from "effect"
 import type { BoundedServerConfig, Readiness, ServerMetricsSnapshot } from "../../services/server/BoundedServer.js"
 import { HandlerFailure } from "../../services/server/BoundedServer.js"
 import type { RouteAlarms } from "../../services/server/RouteAlarms.js"
+import { unlessUrgent } from "../../services/system/ShutdownUrgency.js"
 import { makeRouteAlarms } from "./RouteAlarms.js"
 import { InFlightRuns, type Run, startSweeper, sweepTickMs } from "./InFlightRuns.js"
 import { PermitGate } from "./PermitGate.js"
@@ -111,10 +112,11 @@ export class ServerCore {
     })
   }
 
-  /** Drain's middle: in-flight runs get `shutdownGraceMs` to finish, then the rest are interrupted. */
+  /** Drain's middle: in-flight runs get `shutdownGraceMs` to finish (none once a stop is urgent), then the rest are interrupted. */
   readonly drainRuns: Effect.Effect<void> = Effect.suspend(() =>
     this.runs.awaitIdle.pipe(
       Effect.timeout(this.config.shutdownGraceMs),
+      unlessUrgent,
       Effect.ignore,
       Effect.zipRight(this.runs.interruptAll("drain", 1_000))
     )

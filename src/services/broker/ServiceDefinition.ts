@@ -6,7 +6,8 @@
 import { Context, Either, Schema } from "effect"
 import type { Effect } from "effect"
 import { ServiceName } from "./BrokerProtocol.js"
-import { type ConfigError, SandboxProfile } from "../host/HostConfig.js"
+import { type ConfigError, DurationMs, maxDurationMs, SandboxProfile } from "../host/HostConfig.js"
+import type { UntrustedFile } from "../system/FileTrust.js"
 
 /** What a definition file's name ends with. */
 export const serviceDefinitionSuffix = ".service.json"
@@ -53,9 +54,14 @@ export const ServiceDefinition = Schema.Struct({
   version_allow_list: Schema.optional(Schema.Array(VersionString)),
   launch: BackendLaunch,
   endpoint: Schema.Struct({ kind: BackendEndpointKind }),
-  ready_timeout_ms: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 10_000 }),
-  /** A backend nobody asked for during this long is stopped; absent: it stays until the broker stops. */
-  idle_exit_sec: Schema.optional(Schema.Number.pipe(Schema.positive(), Schema.finite())),
+  ready_timeout_ms: Schema.optionalWith(DurationMs, { default: () => 10_000 }),
+  /** A backend nobody asked for during this long (at most 24 h) is stopped; absent: it stays until the broker stops. */
+  idle_exit_sec: Schema.optional(Schema.Number.pipe(
+    Schema.positive(),
+    Schema.lessThanOrEqualTo(maxDurationMs / 1000, {
+      message: () => `expected a number of seconds above 0 and at most ${maxDurationMs / 1000} (24 h)`
+    })
+  )),
   sandbox_profile: Schema.optionalWith(SandboxProfile, { default: () => "none" as const })
 })
 /** One service definition. */
@@ -76,8 +82,11 @@ export class UnknownService extends Schema.TaggedError<UnknownService>()("Unknow
 export interface ServiceDefinitionsShape {
   /** The directory holding `<name>.service.json`. */
   readonly dir: string
-  /** The current definition of `name`; errors name the file and the JSON path. */
-  readonly lookup: (name: string) => Effect.Effect<ServiceDefinition, ConfigError | UnknownService>
+  /**
+   * The current definition of `name`; errors name the file and the JSON path, or the file or
+   * directory that someone other than the host's user or root could write.
+   */
+  readonly lookup: (name: string) => Effect.Effect<ServiceDefinition, ConfigError | UnknownService | UntrustedFile>
 }
 
 /** The broker's service definitions (`<data-dir>/services/`). */

@@ -5,6 +5,7 @@
  */
 import { Schema } from "effect"
 import { ModuleReport } from "./MiddlewareContract.js"
+import { Isolation } from "./ProcessLauncher.js"
 
 /** The phases of a component. */
 export const Phase = Schema.Literal("configured", "starting", "ready", "degraded", "stopping", "stopped", "failed")
@@ -14,10 +15,15 @@ export type Phase = typeof Phase.Type
 /** Phases in which invocations are routed to a component. */
 export const isRoutable = (phase: Phase): boolean => phase === "ready" || phase === "degraded"
 
-/** Where invocations for a component go right now: its phase, and its endpoint when it has one. */
+/**
+ * Where invocations for a component go right now: its phase, its endpoint when it has one, and the
+ * launch token its current run was given (null when none runs, or for a module the host did not start).
+ * The token is sent as `Authorization: Bearer …`; it never appears in a view, a log or an argv.
+ */
 export interface ComponentRoute {
   readonly phase: Phase
   readonly endpoint: string | null
+  readonly token: string | null
 }
 
 /** A probe result kept for status. */
@@ -36,7 +42,9 @@ export const ComponentView = Schema.Struct({
   last_health: ProbeResult,
   last_error: Schema.NullOr(Schema.String),
   report: Schema.NullOr(ModuleReport),
-  recent_log: Schema.Array(Schema.String)
+  recent_log: Schema.Array(Schema.String),
+  /** How far the component's processes are contained (`process-group-only`: a setsid'd grandchild can escape). */
+  isolation: Isolation
 })
 /** A component as the control API shows it. */
 export type ComponentView = typeof ComponentView.Type

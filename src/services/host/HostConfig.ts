@@ -8,6 +8,48 @@ import { Schema } from "effect"
 const PositiveInt = Schema.Int.pipe(Schema.positive())
 const Port = Schema.Int.pipe(Schema.between(1, 65535))
 
+/** The longest any duration setting may be: 24 h, far below where Node's timers overflow (2^31 ms fires at once). */
+export const maxDurationMs = 86_400_000
+
+/** A duration setting (`*_ms`): 1 ms to 24 h. */
+export const DurationMs = Schema.Int.pipe(Schema.between(1, maxDurationMs, {
+  message: () => `expected a whole number of milliseconds from 1 to ${maxDurationMs} (24 h)`
+}))
+
+/** A duration setting (`*_sec`): 1 s to 24 h. */
+export const DurationSec = Schema.Int.pipe(Schema.between(1, maxDurationMs / 1000, {
+  message: () => `expected a whole number of seconds from 1 to ${maxDurationMs / 1000} (24 h)`
+}))
+
+/** What a component id may be: it names files (`logs/<id>.log`, `work/<id>`), so it must be a safe file name. */
+export const componentIdPattern = /^[a-z0-9][a-z0-9._-]{0,63}$/
+
+/** A component id: 1 to 64 of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit, without `..`. */
+export const ComponentId = Schema.String.pipe(
+  Schema.filter((id) => componentIdPattern.test(id) && !id.includes(".."), {
+    description: "a component id (1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit, no \"..\")",
+    message: () =>
+      "a component id is 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit, without \"..\" " +
+      "(it names the component's log file and work dir)"
+  })
+)
+
+/** Where the control API may listen: loopback only (127.0.0.0/8, `::1`, `localhost`). */
+export const LoopbackHost = Schema.String.pipe(
+  Schema.filter((host) => isLoopbackHost(host), {
+    description: "a loopback address (127.0.0.0/8, \"::1\" or \"localhost\")",
+    message: () =>
+      "expected a loopback address (127.0.0.0/8, \"::1\" or \"localhost\"; the control API serves this machine only)"
+  })
+)
+
+/** Whether `host` names the loopback interface: `localhost`, `::1`, or an IPv4 address in 127.0.0.0/8. */
+export const isLoopbackHost = (host: string): boolean => {
+  if (host === "localhost" || host === "::1") return true
+  const octets = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host)
+  return octets !== null && octets.slice(1).every((octet) => Number(octet) <= 255)
+}
+
 /** How a component's process is started. */
 export const LaunchConfig = Schema.Struct({
   executable: Schema.NonEmptyString,
@@ -31,14 +73,19 @@ export const HttpConfig = Schema.Struct({
   endpoint: Schema.optional(LoopbackEndpoint),
   /** `auto`: the host picks a free loopback port and passes it in `CORRAL_MODULE_PORT` and `{port}`. */
   port: Schema.optional(Schema.Union(Schema.Literal("auto"), Port)),
+  /**
+   * `tcp` (default): a loopback port. `unix`: no port at all; the module listens on a socket in the
+   * host's 0700 `run/modules/` directory, passed in `CORRAL_MODULE_SOCKET` and `{socket}`.
+   */
+  transport: Schema.optionalWith(Schema.Literal("tcp", "unix"), { default: () => "tcp" as const }),
   invoke_path: Schema.optionalWith(Schema.String, { default: () => "/v1/middleware/invoke" }),
   ready_path: Schema.optionalWith(Schema.String, { default: () => "/readyz" }),
   health_path: Schema.optionalWith(Schema.String, { default: () => "/healthz" }),
   init_path: Schema.optionalWith(Schema.String, { default: () => "/v1/middleware/init" }),
-  startup_timeout_ms: Schema.optionalWith(PositiveInt, { default: () => 15_000 }),
-  request_timeout_ms: Schema.optionalWith(PositiveInt, { default: () => 5_000 }),
+  startup_timeout_ms: Schema.optionalWith(DurationMs, { default: () => 15_000 }),
+  request_timeout_ms: Schema.optionalWith(DurationMs, { default: () => 5_000 }),
   max_response_bytes: Schema.optionalWith(PositiveInt, { default: () => 65_536 }),
-  health_interval_ms: Schema.optionalWith(PositiveInt, { default: () => 5_000 }),
+  health_interval_ms: Schema.optionalWith(DurationMs, { default: () => 5_000 }),
   /** Consecutive failed health checks (or invocation timeouts) that make a ready component degraded. */
   unhealthy_threshold: Schema.optionalWith(PositiveInt, { default: () => 3 })
 })
@@ -52,12 +99,12 @@ export const defaultHttpConfig: HttpConfig = Schema.decodeSync(HttpConfig)({})
 export const RestartPolicy = Schema.Struct({
   mode: Schema.optionalWith(Schema.Literal("never", "on_failure"), { default: () => "on_failure" as const }),
   max_restarts: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 3 }),
-  window_sec: Schema.optionalWith(PositiveInt, { default: () => 60 }),
+  window_sec: Schema.optionalWith(DurationSec, { default: () => 60 }),
   /** First restart delay; doubles per restart inside the window, with up to 20% jitter. */
-  backoff_initial_ms: Schema.optionalWith(PositiveInt, { default: () => 20 }),
-  backoff_max_ms: Schema.optionalWith(PositiveInt, { default: () => 10_000 }),
+  backoff_initial_ms: Schema.optionalWith(DurationMs, { default: () => 20 }),
+  backoff_max_ms: Schema.optionalWith(DurationMs, { default: () => 10_000 }),
   /** Time up after which the restart budget is forgotten. */
-  stable_after_sec: Schema.optionalWith(PositiveInt, { default: () => 120 })
+  stable_after_sec: Schema.optionalWith(DurationSec, { default: () => 120 })
 })
 /** When a supervised component is restarted after it fails. */
 export type RestartPolicy = typeof RestartPolicy.Type
@@ -83,8 +130,13 @@ export const ComponentConfig = Schema.Struct({
   launch: Schema.optional(LaunchConfig),
   http: Schema.optional(HttpConfig),
   sandbox_profile: Schema.optionalWith(SandboxProfile, { default: () => "none" as const }),
+  /**
+   * `module-restricted` on a root host: the unprivileged user the module runs as (default `corral-module`,
+   * created by the host when missing). A non-root host cannot switch users and says so at start.
+   */
+  run_as: Schema.optional(Schema.NonEmptyString),
   restart_policy: Schema.optionalWith(RestartPolicy, { default: () => Schema.decodeSync(RestartPolicy)({}) }),
-  stop_timeout_ms: Schema.optionalWith(PositiveInt, { default: () => 5_000 }),
+  stop_timeout_ms: Schema.optionalWith(DurationMs, { default: () => 5_000 }),
   /** Invocations at once; more fail fast with a typed `busy` error. */
   max_concurrency: Schema.optionalWith(PositiveInt, { default: () => 16 }),
   /** `false` keeps a configured component out of the default start. */
@@ -115,11 +167,17 @@ export const RotationConfig = Schema.Struct({
 export const HostSection = Schema.Struct({
   control: Schema.optionalWith(
     Schema.Struct({
-      host: Schema.optionalWith(Schema.String, { default: () => "127.0.0.1" }),
+      host: Schema.optionalWith(LoopbackHost, { default: () => "127.0.0.1" }),
       port: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 65535)), { default: () => 0 }),
       max_connections: Schema.optionalWith(PositiveInt, { default: () => 64 }),
-      handler_timeout_ms: Schema.optionalWith(PositiveInt, { default: () => 30_000 })
-    }),
+      handler_timeout_ms: Schema.optionalWith(DurationMs, { default: () => 30_000 }),
+      /** Hook invocations run at once; fewer than `max_connections` (default half), so operator routes keep capacity. */
+      max_hook_invocations: Schema.optional(PositiveInt)
+    }).pipe(Schema.filter((control) =>
+      control.max_hook_invocations === undefined || control.max_hook_invocations < control.max_connections ||
+      `max_hook_invocations (${control.max_hook_invocations}) must be smaller than max_connections ` +
+        `(${control.max_connections}): operator requests need capacity that hook calls cannot take`
+    )),
     { default: () => ({ host: "127.0.0.1", port: 0, max_connections: 64, handler_timeout_ms: 30_000 }) }
   ),
   logs: Schema.optionalWith(RotationConfig, { default: () => ({ max_bytes: 1_048_576, keep: 3 }) }),
@@ -129,7 +187,7 @@ export const HostSection = Schema.Struct({
 /** The effective configuration. */
 export const HostConfig = Schema.Struct({
   host: Schema.optionalWith(HostSection, { default: () => Schema.decodeSync(HostSection)({}) }),
-  components: Schema.optionalWith(Schema.Record({ key: Schema.NonEmptyString, value: ComponentConfig }), { default: () => ({}) }),
+  components: Schema.optionalWith(Schema.Record({ key: ComponentId, value: ComponentConfig }), { default: () => ({}) }),
   hooks: Schema.optionalWith(Schema.Record({ key: Schema.NonEmptyString, value: HookConfig }), { default: () => ({}) }),
   modules: Schema.optionalWith(Schema.Record({ key: Schema.NonEmptyString, value: Schema.Unknown }), { default: () => ({}) })
 })

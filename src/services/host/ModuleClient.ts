@@ -1,6 +1,7 @@
 /**
- * ModuleClient: HTTP JSON to modules over loopback, with keep-alive connections, a deadline on
- * every call and a response cap counted while the body streams in.
+ * ModuleClient: HTTP JSON to modules over loopback TCP or a Unix socket, with keep-alive connections,
+ * a deadline on every call, a response cap counted while the body streams in, and the headers a call
+ * carries (the module's launch token, the invocation's deadline).
  */
 import { Context, Schema } from "effect"
 import type { Effect } from "effect"
@@ -20,18 +21,42 @@ export interface ModuleReply {
   readonly body: unknown
 }
 
+/** Extra request headers of one call, by lower-case name (`authorization`, `x-corral-deadline-ms`). */
+export type CallHeaders = Readonly<Record<string, string>>
+
+/** The header that carries a module's launch token: `Authorization: Bearer <token>`. */
+export const bearerHeaders = (token: string): CallHeaders => ({ authorization: `Bearer ${token}` })
+
+/** The header that carries an invocation's absolute deadline, in unix epoch milliseconds (a wire contract). */
+export const deadlineHeader = "x-corral-deadline-ms"
+
+/** A module reached over a Unix socket: its endpoint is `unix:` followed by the socket's absolute path. */
+export const unixEndpointPrefix = "unix:"
+
+/** The endpoint of a module listening on the Unix socket `socketPath`. */
+export const unixEndpoint = (socketPath: string): string => `${unixEndpointPrefix}${socketPath}`
+
 /** Limits of one call. */
 export interface CallLimits {
   readonly timeoutMs: number
   readonly maxResponseBytes: number
 }
 
-/** HTTP JSON calls to a module at `endpoint` (`http://127.0.0.1:PORT`). */
+/** HTTP JSON calls to a module at `endpoint` (`http://127.0.0.1:PORT` or `unix:/abs/path.sock`). */
 export interface ModuleClientShape {
   /** GET; any status is an answer (readiness and health read it); non-JSON bodies read as text. */
-  readonly get: (endpoint: string, path: string, limits: CallLimits) => Effect.Effect<ModuleReply, ModuleCallError>
-  /** POST a JSON body; a non-2xx status fails with `Status`, a non-JSON body with `BadJson`. */
-  readonly postJson: (endpoint: string, path: string, body: unknown, limits: CallLimits) => Effect.Effect<ModuleReply, ModuleCallError>
+  readonly get: (endpoint: string, path: string, limits: CallLimits, headers?: CallHeaders) => Effect.Effect<ModuleReply, ModuleCallError>
+  /**
+   * POST a JSON body; a non-2xx status fails with `Status`, a non-JSON body (or one nested deeper
+   * than `maxJsonDepth`) with `BadJson`.
+   */
+  readonly postJson: (
+    endpoint: string,
+    path: string,
+    body: unknown,
+    limits: CallLimits,
+    headers?: CallHeaders
+  ) => Effect.Effect<ModuleReply, ModuleCallError>
 }
 
 /** The module client of the current program. */

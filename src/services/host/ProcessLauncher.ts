@@ -1,11 +1,25 @@
 /**
- * ProcessLauncher: starts host-owned children — each in its own process group, dying with the host
- * (`setpriv --pdeathsig KILL` on Linux), with a clean environment, a sandbox profile, and stdout and
- * stderr in a rotated log file — and stops them TERM → grace → KILL, reporting only an empty group.
+ * ProcessLauncher: starts host-owned children — each in its own process group and, where the machine
+ * allows, its own PID namespace, dying with the host (`setpriv --pdeathsig KILL` on Linux), with a clean
+ * environment, a sandbox profile, and stdout and stderr in a rotated log file — and stops them
+ * TERM → grace → KILL, reporting only an empty group.
  */
 import { Context, Schema } from "effect"
 import type { Effect, Scope } from "effect"
 import type { SandboxProfile } from "./HostConfig.js"
+
+/**
+ * How far a child's processes are contained: `pid-namespace` (each child is the first process of its
+ * own PID namespace, so the kernel kills everything it started, `setsid()` and double forks included,
+ * when it ends or the host dies) or `process-group-only` (no namespaces here: a process that leaves the
+ * group can outlive its component and the host). Shown to the operator, never silently downgraded.
+ */
+export const Isolation = Schema.Literal("pid-namespace", "process-group-only")
+/** How far a child's processes are contained. */
+export type Isolation = typeof Isolation.Type
+
+/** The user a `module-restricted` child runs as on a root host when its component names none; created if missing. */
+export const defaultModuleUser = "corral-module"
 
 /** Size-based rotation of a log file: `file`, `file.1` … `file.<keep>`. */
 export interface Rotation {
@@ -22,6 +36,13 @@ export interface LaunchSpec {
   readonly cwd?: string
   readonly env: Readonly<Record<string, string>>
   readonly sandbox: SandboxProfile
+  /**
+   * `module-restricted` on a root host: the user the child runs as (no capabilities, no supplementary
+   * groups). Omitted: the child keeps the host's user. Ignored, with a warning, on a non-root host.
+   */
+  readonly runAs?: string
+  /** `cwd` is the child's own directory: when the child runs as another user, it is handed to that user. */
+  readonly ownsCwd?: boolean
   /** Where stdout and stderr go (appended, rotated); omitted: kept in memory only. */
   readonly logFile?: string
   readonly rotation?: Rotation
@@ -74,6 +95,15 @@ export class LaunchError extends Schema.TaggedError<LaunchError>()("LaunchError"
 
 /** Starts and stops host-owned children. */
 export interface ProcessLauncherShape {
+  /** How far children are contained on this machine (decided once, at start). */
+  readonly isolation: Isolation
+  /** Whether `spec` will run as a user other than the host's (`runAs` given, `module-restricted`, host is root). */
+  readonly switchesUser: (spec: Pick<LaunchSpec, "sandbox" | "runAs">) => boolean
+  /**
+   * The path at which a child that runs as another user reaches its own directory `cwd` (`ownsCwd`):
+   * `/tmp` in its private mount view where there is one, else `cwd` itself.
+   */
+  readonly ownDirPath: (cwd: string) => string
   /** Starts a long-lived child; the scope's end stops it with `stopTimeoutMs`. */
   readonly launch: (spec: LaunchSpec, stopTimeoutMs: number) => Effect.Effect<ChildHandle, LaunchError, Scope.Scope>
   /** Runs a child to completion with `stdin` as its input; killed (whole group) past `timeoutMs` or past `maxStdoutBytes`. */

@@ -1,6 +1,7 @@
 /**
  * Route alarm policy: a pure state machine deciding when repeated defects or timeouts on one route
- * raise an alarm and when the route has shown it recovered. Time is passed in as epoch millis.
+ * raise an alarm, and when it clears: the route has shown it recovered, or it has been quiet (no
+ * failure) for a while. Time is passed in as epoch millis.
  */
 
 /** Tunables of the route alarm. */
@@ -11,13 +12,16 @@ export interface RouteAlarmPolicy {
   readonly windowMs: number
   /** Consecutive successes that clear a raised alarm (a positive integer). */
   readonly recoverySuccesses: number
+  /** Time without a failure after which a raised alarm clears by itself, in milliseconds (positive). */
+  readonly quietMs: number
 }
 
-/** Five failures within a minute raise the alarm; three consecutive successes clear it. */
+/** Five failures within a minute raise the alarm; three consecutive successes or a quiet minute clear it. */
 export const defaultRouteAlarmPolicy: RouteAlarmPolicy = {
   threshold: 5,
   windowMs: 60_000,
-  recoverySuccesses: 3
+  recoverySuccesses: 3,
+  quietMs: 60_000
 }
 
 /** What went wrong on a route: a defect in its handler, or a handler that ran past its timeout. */
@@ -66,8 +70,14 @@ export interface Success {
   readonly at: number
 }
 
+/** Time has passed (a readiness check looks at the alarm): a quiet alarm clears. */
+export interface Tick {
+  readonly _tag: "Tick"
+  readonly at: number
+}
+
 /** Everything the route alarm reacts to. */
-export type RouteAlarmEvent = Failure | Success
+export type RouteAlarmEvent = Failure | Success | Tick
 
 /** Builds a `Failure` event. */
 export const Failure = (kind: RouteFailureKind, at: number, message: string): Failure => ({
@@ -79,6 +89,9 @@ export const Failure = (kind: RouteFailureKind, at: number, message: string): Fa
 
 /** Builds a `Success` event. */
 export const Success = (at: number): Success => ({ _tag: "Success", at })
+
+/** Builds a `Tick` event. */
+export const Tick = (at: number): Tick => ({ _tag: "Tick", at })
 
 /** What a step did to the alarm: raised it, cleared it, or neither. */
 export type RouteAlarmTransition = "raised" | "cleared" | "none"
@@ -96,23 +109,23 @@ export interface RouteAlarmStep {
  * - `recoverySuccesses` consecutive successes clear a raised alarm and forget the failures that raised
  *   it, so only a fresh burst of `threshold` failures raises it again.
  * - A success on a route that is not alarmed changes nothing and returns the same state object.
- * - Time alone never clears an alarm: an alarmed route without traffic stays alarmed, because nobody
- *   has shown that it recovered.
+ * - An alarm whose last failure is `quietMs` old or older clears on the next event (a `Tick` too),
+ *   forgetting its failures as a recovery does: a route that can no longer succeed (nobody calls it
+ *   any more) must not keep its server unready for good; a route that still fails keeps failing.
  */
 export const step = (
   policy: RouteAlarmPolicy,
-  state: RouteAlarmState,
+  before: RouteAlarmState,
   event: RouteAlarmEvent
 ): RouteAlarmStep => {
+  const quiet = isQuiet(policy, before, event.at)
+  const state = quiet ? cleared(before) : before
+  const settled: RouteAlarmTransition = quiet ? "cleared" : "none"
+  if (event._tag === "Tick") return { state, transition: settled }
   if (event._tag === "Success") {
-    if (!state.alarmed) return { state, transition: "none" }
+    if (!state.alarmed) return { state, transition: settled }
     const successStreak = state.successStreak + 1
-    if (successStreak >= policy.recoverySuccesses) {
-      return {
-        state: { ...state, recentFailures: [], alarmed: false, raisedAt: null, successStreak: 0 },
-        transition: "cleared"
-      }
-    }
+    if (successStreak >= policy.recoverySuccesses) return { state: cleared(state), transition: "cleared" }
     return { state: { ...state, successStreak }, transition: "none" }
   }
 
@@ -131,8 +144,21 @@ export const step = (
       transition: "raised"
     }
   }
-  return { state: { ...state, recentFailures, lastFailure, failuresTotal }, transition: "none" }
+  return { state: { ...state, recentFailures, lastFailure, failuresTotal }, transition: settled }
 }
+
+/** Whether `state` is alarmed and its last failure is at least `quietMs` before `now`. */
+export const isQuiet = (policy: RouteAlarmPolicy, state: RouteAlarmState, now: number): boolean =>
+  state.alarmed && state.lastFailure !== null && now - state.lastFailure.at >= policy.quietMs
+
+// Not alarmed, and the failures that raised the alarm forgotten: only a fresh burst raises it again.
+const cleared = (state: RouteAlarmState): RouteAlarmState => ({
+  ...state,
+  recentFailures: [],
+  alarmed: false,
+  raisedAt: null,
+  successStreak: 0
+})
 
 /** Failures of the route inside `(now - windowMs, now]`, capped at `threshold` (older ones are not kept). */
 export const failuresInWindow = (policy: RouteAlarmPolicy, state: RouteAlarmState, now: number): number => {
@@ -155,6 +181,9 @@ export const routeAlarmPolicyProblems = (policy: RouteAlarmPolicy): ReadonlyArra
   }
   if (!Number.isInteger(policy.recoverySuccesses) || policy.recoverySuccesses < 1) {
     problems.push(`recoverySuccesses: expected a positive integer, got ${policy.recoverySuccesses}`)
+  }
+  if (!Number.isFinite(policy.quietMs) || policy.quietMs <= 0) {
+    problems.push(`quietMs: expected a positive number of milliseconds, got ${policy.quietMs}`)
   }
   return problems
 }

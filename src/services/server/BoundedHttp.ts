@@ -25,7 +25,10 @@ export interface BoundedRequest {
   readonly query: URLSearchParams
   readonly headers: RequestHeaders
   readonly remoteAddress: string | undefined
-  /** The whole body, read at most `maxBodyBytes` (else `TooLarge`, answered 413). */
+  /**
+   * The whole body, at most `maxBodyBytes`. A body crossing the limit is answered 413 by the server
+   * as it streams, read or not, and the run ends as if its client had gone.
+   */
   readonly body: Effect.Effect<Uint8Array, RequestBodyError>
   readonly text: Effect.Effect<string, RequestBodyError>
   readonly json: Effect.Effect<unknown, RequestBodyError>

@@ -49,6 +49,9 @@ export interface RouteAlarms {
   readonly recordFailure: (route: string, kind: RouteFailureKind, message: string) => Effect.Effect<void>
   /** Records a completed request on `route`; one `Ref.get` and no write unless the route is alarmed. */
   readonly recordSuccess: (route: string) => Effect.Effect<void>
-  /** Routes whose alarm is raised, oldest alarm first; the server is not ready while this is non-empty. */
+  /**
+   * Routes whose alarm is raised, oldest alarm first; the server is not ready while this is non-empty.
+   * Reading it first clears (and logs) the alarms that have been quiet for the policy's `quietMs`.
+   */
   readonly alarmed: Effect.Effect<ReadonlyArray<AlarmedRoute>>
 }

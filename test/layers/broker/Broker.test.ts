@@ -15,8 +15,8 @@ import { connectRaw, eventually, exchange, frameOf, headerOf, type RawPeer, rawF
 
 /** The read deadline of the deadline tests. */
 const readDeadlineMs = 300
-/** Node timers and the broker's millisecond clock may each round a deadline down by a millisecond. */
-const timerSlackMs = 5
+/** Timers round a deadline down by a millisecond, and the client sees its connection a little after the broker accepted it. */
+const timerSlackMs = 25
 /** A read deadline long enough that a connection closed before it was not closed by it. */
 const patientDeadlineMs = 5_000
 

@@ -26,6 +26,9 @@ const component = (id: string, config: unknown): ExecutorComponent => ({ ...Sche
  * `spec.env`, writes stdin, collects stdout (capped) and a stderr tail, kills past the deadline.
  */
 const FakeLauncher = Layer.succeed(ProcessLauncher, {
+  isolation: "process-group-only",
+  switchesUser: () => false,
+  ownDirPath: (cwd) => cwd,
   launch: () => Effect.die(new Error("launch is not used by command_stdio")),
   run: (spec, stdin, limits) =>
     Effect.async<RunResult, LaunchError>((resume) => {
@@ -249,12 +252,12 @@ describe("makeSupervisedHttpExecutor", () => {
       const module = yield* startFakeModule((_request, response) => answerJson(response, { decision: "allow" }))
       const client = yield* makeModuleClient()
       for (const phase of ["configured", "starting", "stopping", "stopped", "failed"] as const) {
-        const executor = yield* makeSupervisedHttpExecutor(supervised(), client, Effect.succeed({ phase, endpoint: module.endpoint }))
+        const executor = yield* makeSupervisedHttpExecutor(supervised(), client, Effect.succeed({ phase, endpoint: module.endpoint, token: null }))
         const error = yield* Effect.flip(executor.invoke(envelope))
         expect(error).toMatchObject({ reason: "NotReady", phase, component: "middleware.dator" })
         expect(error.message).toContain(phase)
       }
-      const noEndpoint = yield* makeSupervisedHttpExecutor(supervised(), client, Effect.succeed({ phase: "ready", endpoint: null }))
+      const noEndpoint = yield* makeSupervisedHttpExecutor(supervised(), client, Effect.succeed({ phase: "ready", endpoint: null, token: null }))
       expect(yield* Effect.flip(noEndpoint.invoke(envelope))).toMatchObject({ reason: "NotReady", phase: "ready" })
       expect(module.connections()).toBe(0)
       expect(module.requests).toHaveLength(0)
@@ -264,14 +267,14 @@ describe("makeSupervisedHttpExecutor", () => {
     Effect.gen(function*() {
       const a = yield* startFakeModule((_request, response) => answerJson(response, { decision: "allow", annotations: { by: "a" } }))
       const b = yield* startFakeModule((_request, response) => answerJson(response, { decision: "allow", annotations: { by: "b" } }))
-      const route = yield* Ref.make<ComponentRoute>({ phase: "ready", endpoint: a.endpoint })
+      const route = yield* Ref.make<ComponentRoute>({ phase: "ready", endpoint: a.endpoint, token: null })
       const executor = yield* makeSupervisedHttpExecutor(
         supervised({ invoke_path: "/invoke" }),
         yield* makeModuleClient(),
         Ref.get(route)
       )
       expect(yield* executor.invoke(envelope)).toEqual({ decision: "allow", annotations: { by: "a" } })
-      yield* Ref.set(route, { phase: "degraded", endpoint: b.endpoint })
+      yield* Ref.set(route, { phase: "degraded", endpoint: b.endpoint, token: null })
       expect(yield* executor.invoke(envelope)).toEqual({ decision: "allow", annotations: { by: "b" } })
       expect(b.requests[0]?.path).toBe("/invoke")
     }))
@@ -285,13 +288,13 @@ describe("makeSupervisedHttpExecutor", () => {
       const slow = yield* makeSupervisedHttpExecutor(
         supervised({ invoke_path: "/slow/invoke", request_timeout_ms: 100 }),
         client,
-        Effect.succeed({ phase: "ready", endpoint: module.endpoint }),
+        Effect.succeed({ phase: "ready", endpoint: module.endpoint, token: null }),
         Ref.update(timeouts, (n) => n + 1)
       )
       const garbage = yield* makeSupervisedHttpExecutor(
         supervised(),
         client,
-        Effect.succeed({ phase: "ready", endpoint: module.endpoint }),
+        Effect.succeed({ phase: "ready", endpoint: module.endpoint, token: null }),
         Ref.update(timeouts, (n) => n + 1)
       )
       expect((yield* Effect.flip(slow.invoke(envelope))).reason).toBe("Timeout")
@@ -385,12 +388,12 @@ describe("makeExecutor", () => {
       const deps = {
         client: yield* makeModuleClient(),
         inProcess: new Map([["echo", () => Effect.succeed({ decision: "allow", annotations: { by: "fn" } })]]),
-        route: () => Effect.succeed({ phase: "ready" as const, endpoint: module.endpoint }),
+        route: () => Effect.succeed({ phase: "ready" as const, endpoint: module.endpoint, token: null }),
         env: () => ({})
       }
       const inProcess = yield* makeExecutor(component("a", { kind: "in_process", function: "echo" }), deps)
       expect(yield* inProcess.invoke(envelope)).toEqual({ decision: "allow", annotations: { by: "fn" } })
-      const local = yield* makeExecutor(component("b", { kind: "local_http_json", http: { endpoint: module.endpoint } }), deps)
+      const local = yield* makeExecutor(component("b", { kind: "local_http_json", http: { endpoint: module.endpoint, token: null } }), deps)
       expect(yield* local.invoke(envelope)).toEqual({ decision: "allow", annotations: { by: "http" } })
       const supervisedExecutor = yield* makeExecutor(component("c", { kind: "http_local_json", http: { port: "auto" } }), deps)
       expect(yield* supervisedExecutor.invoke(envelope)).toEqual({ decision: "allow", annotations: { by: "http" } })

@@ -16,14 +16,19 @@ const portOf = (address: { readonly _tag: string; readonly port?: number }): num
 const hello: RequestHandler = () => Effect.succeed(BoundedResponse.json({ hello: "world" }))
 
 describe("BoundedServer handler interface: connection permits", () => {
-  it.scopedLive("answers a complete 503 before parsing and closes, without running the handler, when all connection permits are held", () =>
+  it.scopedLive("answers a complete 503 before parsing and closes, without running the handler, when all connection permits are held by requests in progress", () =>
     Effect.gen(function*() {
       const runs = yield* Ref.make(0)
-      const server = yield* serveHandler({ name: uniqueName("conn"), maxConnections: 2 }, () =>
-        Effect.as(Ref.update(runs, (n) => n + 1), BoundedResponse.json({ ok: true })))
+      const gate = yield* Deferred.make<void>()
+      const server = yield* serveHandler({ name: uniqueName("conn"), maxConnections: 2 }, (req) =>
+        Effect.zipRight(
+          Ref.update(runs, (n) => n + 1),
+          Effect.as(req.path === "/block" ? Deferred.await(gate) : Effect.void, BoundedResponse.json({ ok: true }))
+        ))
       const port = portOf(server.address)
       const held = yield* Effect.promise(() => Promise.all([connect(port), connect(port)]))
-      yield* Effect.promise(() => waitUntil(async () => (await Effect.runPromise(server.metrics)).active_connections === 2))
+      for (const socket of held) socket.write("GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
+      yield* Effect.promise(() => waitUntil(async () => (await Effect.runPromise(server.metrics)).in_flight === 2))
       const third = yield* Effect.promise(() => connect(port))
       third.write("GET /anything HTTP/1.1\r\nHost: x\r\n\r\n")
       const { data, closed } = yield* Effect.promise(() => readUntilClose(third))
@@ -32,7 +37,7 @@ describe("BoundedServer handler interface: connection permits", () => {
         "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n" +
           "Content-Type: application/json\r\nContent-Length: 25\r\n\r\n{\"error\":\"over_capacity\"}"
       )
-      expect(yield* Ref.get(runs)).toBe(0)
+      expect(yield* Ref.get(runs)).toBe(2)
       const metrics = yield* server.metrics
       expect(metrics.rejected_connections_total).toBe(1)
       expect(metrics.accepted_total).toBe(2)
@@ -41,7 +46,26 @@ describe("BoundedServer handler interface: connection permits", () => {
       yield* Effect.promise(() => waitUntil(async () => (await Effect.runPromise(server.metrics)).active_connections === 0))
       const after = yield* Effect.promise(() => request(port, "/x"))
       expect(after.status).toBe(200)
-      expect(yield* Ref.get(runs)).toBe(1)
+      expect(yield* Ref.get(runs)).toBe(3)
+    }))
+
+  it.scopedLive("closes the connection idle longest to admit a new one when idle connections hold every permit", () =>
+    Effect.gen(function*() {
+      const server = yield* serveHandler({ name: uniqueName("idle"), maxConnections: 3 }, hello)
+      const port = portOf(server.address)
+      // One never sends a request, two are keep-alive connections after a response; oldest idle first.
+      const silent = yield* Effect.promise(() => connect(port))
+      const keptAlive = yield* Effect.promise(() => Promise.all([connect(port), connect(port)]))
+      for (const socket of keptAlive) socket.write("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+      yield* Effect.promise(() => waitUntil(async () => (await Effect.runPromise(server.metrics)).requests_total === 2))
+      const silentClosed = readUntilClose(silent, 2_000)
+      const started = Date.now()
+      const operator = yield* Effect.promise(() => request(port, "/hello"))
+      expect(operator.status).toBe(200)
+      expect(Date.now() - started).toBeLessThan(1_000)
+      expect((yield* Effect.promise(() => silentClosed)).closed).toBe(true)
+      expect((yield* server.metrics).rejected_connections_total).toBe(0)
+      for (const socket of keptAlive) socket.destroy()
     }))
 })
 

@@ -113,14 +113,28 @@ describe("RouteAlarms", () => {
       })
     ))
 
-  it.effect("stays alarmed while the route has no traffic", () =>
-    Effect.gen(function*() {
-      const alarms = yield* makeRouteAlarms({ serverName: "quiet", policy })
-      for (let i = 0; i < 3; i++) yield* alarms.recordFailure("/stuck", "timeout", "slow")
-      yield* TestClock.adjust(Duration.hours(1))
-      const report = yield* alarms.alarmed
-      expect(report.map((entry) => [entry.route, entry.failures_in_window])).toEqual([["/stuck", 0]])
-    }))
+  it.effect("stays alarmed without traffic until quietMs passed without a failure, then clears: info line, gauge 0", () =>
+    withCapturedLogs((lines) =>
+      Effect.gen(function*() {
+        const alarms = yield* makeRouteAlarms({ serverName: "quiet", policy: { ...policy, quietMs: 60_000 } })
+        for (let i = 0; i < 3; i++) yield* alarms.recordFailure("/stuck", "timeout", "slow")
+        yield* TestClock.adjust(Duration.seconds(59))
+        const report = yield* alarms.alarmed
+        expect(report.map((entry) => [entry.route, entry.failures_in_window])).toEqual([["/stuck", 0]])
+        expect(lines.filter((line) => line.level === "INFO")).toEqual([])
+
+        yield* TestClock.adjust(second)
+        expect(yield* alarms.alarmed).toEqual([])
+        expect(yield* activeValue("quiet", "/stuck")).toBe(0)
+        const infos = lines.filter((line) => line.level === "INFO")
+        expect(infos.map((line) => line.message)).toEqual([
+          `route "/stuck" on server "quiet" recovered: no failure for 60000 ms, alarm cleared`
+        ])
+        // Forgotten: one more failure does not raise it again.
+        yield* alarms.recordFailure("/stuck", "timeout", "slow")
+        expect(yield* alarms.alarmed).toEqual([])
+      })
+    ))
 
   it.effect("slides the window: failures older than windowMs no longer count", () =>
     Effect.gen(function*() {
@@ -209,11 +223,11 @@ describe("RouteAlarms", () => {
         expect((yield* alarms.alarmed).map((entry) => entry.route)).toEqual(["/new", "(other)"])
       }))
 
-    it.effect("never evicts an alarmed route, however long it has been quiet", () =>
+    it.effect("never evicts an alarmed route, though its failures left the window", () =>
       Effect.gen(function*() {
         const alarms = yield* makeRouteAlarms({ serverName: "keep", policy, maxRoutes: 1 })
         for (let i = 0; i < 3; i++) yield* alarms.recordFailure("/down", "defect", "boom")
-        yield* TestClock.adjust(Duration.hours(1))
+        yield* TestClock.adjust(Duration.seconds(30))
         yield* alarms.recordFailure("/other-route", "defect", "boom")
         expect((yield* alarms.alarmed).map((entry) => entry.route)).toEqual(["/down"])
       }))

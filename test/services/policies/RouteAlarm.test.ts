@@ -8,6 +8,7 @@ import {
   routeAlarmPolicyProblems,
   step,
   Success,
+  Tick,
   type RouteAlarmEvent,
   type RouteAlarmPolicy,
   type RouteAlarmState,
@@ -15,7 +16,7 @@ import {
   type RouteFailureKind
 } from "../../../src/services/policies/RouteAlarm.js"
 
-const policy: RouteAlarmPolicy = { threshold: 3, windowMs: 1_000, recoverySuccesses: 2 }
+const policy: RouteAlarmPolicy = { threshold: 3, windowMs: 1_000, recoverySuccesses: 2, quietMs: 5_000 }
 
 const run = (
   events: ReadonlyArray<RouteAlarmEvent>,
@@ -42,8 +43,8 @@ const alarmedAt200 = run(defects(0, 100, 200)).state
 
 describe("RouteAlarm policy", () => {
   describe("raising", () => {
-    it("defaults to 5 failures within 60 s, cleared by 3 successes", () => {
-      expect(defaultRouteAlarmPolicy).toEqual({ threshold: 5, windowMs: 60_000, recoverySuccesses: 3 })
+    it("defaults to 5 failures within 60 s, cleared by 3 successes or a quiet minute", () => {
+      expect(defaultRouteAlarmPolicy).toEqual({ threshold: 5, windowMs: 60_000, recoverySuccesses: 3, quietMs: 60_000 })
     })
 
     it("does not raise on threshold - 1 failures inside the window", () => {
@@ -118,12 +119,18 @@ describe("RouteAlarm policy", () => {
       expect(state.raisedAt).toBe(200)
     })
 
-    it("stays alarmed without traffic: time alone does not show the route recovered", () => {
-      expect(failuresInWindow(policy, alarmedAt200, 3_600_000)).toBe(0)
-      const { state, transitions } = run(defects(3_600_000), alarmedAt200)
-      expect(transitions).toEqual(["none"])
+    it("stays alarmed while failures keep coming, however long ago it was raised", () => {
+      const steady = [4_000, 8_000, 12_000, 16_000].flatMap((at) => [...defects(at), Tick(at + 4_999)])
+      const { state, transitions } = run(steady, alarmedAt200)
+      expect(transitions.every((transition) => transition === "none")).toBe(true)
       expect(state.alarmed).toBe(true)
       expect(state.raisedAt).toBe(200)
+    })
+
+    it("stays alarmed on a tick less than quietMs after the last failure", () => {
+      const { state, transitions } = run([Tick(5_199)], alarmedAt200)
+      expect(transitions).toEqual(["none"])
+      expect(state).toBe(alarmedAt200)
     })
   })
 
@@ -144,6 +151,25 @@ describe("RouteAlarm policy", () => {
     it("clears after a broken streak once enough successes follow the last failure", () => {
       const { transitions } = run([...successes(300), ...defects(400), ...successes(500, 600)], alarmedAt200)
       expect(transitions).toEqual(["none", "none", "none", "cleared"])
+    })
+
+    it("clears on a tick quietMs after the last failure, forgetting its failures", () => {
+      const { state, transitions } = run([Tick(5_200)], alarmedAt200)
+      expect(transitions).toEqual(["cleared"])
+      expect(state).toMatchObject({ alarmed: false, raisedAt: null, recentFailures: [], successStreak: 0, failuresTotal: 3 })
+    })
+
+    it("clears a quiet alarm on whatever event comes next: a success, or a failure that starts a new count", () => {
+      expect(run(successes(5_200), alarmedAt200).transitions).toEqual(["cleared"])
+      const { state, transitions } = run(defects(5_200, 5_300), alarmedAt200)
+      expect(transitions).toEqual(["cleared", "none"])
+      expect(state.alarmed).toBe(false)
+      expect(state.recentFailures).toEqual([5_200, 5_300])
+    })
+
+    it("never changes a route that is not alarmed on a tick", () => {
+      const failing = run(defects(0, 10)).state
+      expect(step(policy, failing, Tick(1_000_000))).toEqual({ state: failing, transition: "none" })
     })
 
     it("needs a fresh burst to raise again: the failures that raised it are forgotten", () => {
@@ -179,10 +205,11 @@ describe("RouteAlarm policy", () => {
     })
 
     it("names every unusable field and the value it got", () => {
-      expect(routeAlarmPolicyProblems({ threshold: 0, windowMs: -1, recoverySuccesses: 1.5 })).toEqual([
+      expect(routeAlarmPolicyProblems({ threshold: 0, windowMs: -1, recoverySuccesses: 1.5, quietMs: 0 })).toEqual([
         "threshold: expected a positive integer, got 0",
         "windowMs: expected a positive number of milliseconds, got -1",
-        "recoverySuccesses: expected a positive integer, got 1.5"
+        "recoverySuccesses: expected a positive integer, got 1.5",
+        "quietMs: expected a positive number of milliseconds, got 0"
       ])
     })
   })
@@ -191,12 +218,13 @@ describe("RouteAlarm policy", () => {
     const arbPolicy = FastCheck.record({
       threshold: FastCheck.integer({ min: 1, max: 6 }),
       windowMs: FastCheck.integer({ min: 1, max: 2_000 }),
-      recoverySuccesses: FastCheck.integer({ min: 1, max: 4 })
+      recoverySuccesses: FastCheck.integer({ min: 1, max: 4 }),
+      quietMs: FastCheck.integer({ min: 1, max: 3_000 })
     })
     const arbSteps = FastCheck.array(
       FastCheck.record({
         gapMs: FastCheck.integer({ min: 0, max: 700 }),
-        outcome: FastCheck.constantFrom<"success" | RouteFailureKind>("success", "success", "defect", "timeout")
+        outcome: FastCheck.constantFrom<"success" | "tick" | RouteFailureKind>("success", "success", "tick", "defect", "timeout")
       }),
       { maxLength: 200 }
     )
@@ -207,35 +235,48 @@ describe("RouteAlarm policy", () => {
       ({ policy: randomPolicy, steps }) => {
         let state = initialRouteAlarmState
         let now = 0
-        // Naive model: every failure since the last clear, and the success streak while alarmed.
+        // Naive model: alarmed or not, every failure since the last clear, the last failure, and the
+        // success streak while alarmed.
+        let alarmed = false
+        let lastFailureAt = -Infinity
         let failuresSinceClear: Array<number> = []
         let streak = 0
         let failuresTotal = 0
         for (const { gapMs, outcome } of steps) {
           now += gapMs
-          const event = outcome === "success" ? Success(now) : Failure(outcome, now, `${outcome} at ${now}`)
+          const event = outcome === "success" ? Success(now) : outcome === "tick" ? Tick(now) : Failure(outcome, now, `${outcome} at ${now}`)
           const before = state
           const { state: after, transition } = step(randomPolicy, before, event)
 
           if (transition === "cleared") expect(before.alarmed).toBe(true)
-          if (transition === "raised") expect(before.alarmed).toBe(false)
           expect(after.alarmed).toBe(transition === "raised" || (before.alarmed && transition !== "cleared"))
 
           let expected: RouteAlarmTransition = "none"
+          if (alarmed && now - lastFailureAt >= randomPolicy.quietMs) {
+            expected = "cleared"
+            alarmed = false
+            failuresSinceClear = []
+            streak = 0
+          }
           if (event._tag === "Failure") {
             failuresTotal++
             failuresSinceClear.push(now)
+            lastFailureAt = now
             streak = 0
             const inWindow = failuresSinceClear.filter((at) => at > now - randomPolicy.windowMs).length
-            if (!before.alarmed && inWindow >= randomPolicy.threshold) expected = "raised"
-          } else if (before.alarmed) {
+            if (!alarmed && inWindow >= randomPolicy.threshold) {
+              expected = "raised"
+              alarmed = true
+            }
+          } else if (event._tag === "Success" && alarmed) {
             streak++
             if (streak >= randomPolicy.recoverySuccesses) {
               expected = "cleared"
+              alarmed = false
               failuresSinceClear = []
               streak = 0
             }
-          } else {
+          } else if (!before.alarmed) {
             expect(after).toBe(before)
           }
           expect(transition).toBe(expected)

@@ -15,6 +15,7 @@ import {
 } from "../../../services/broker/BackendRegistry.js"
 import { checkVersion, ServiceDefinitions, type UnknownService } from "../../../services/broker/ServiceDefinition.js"
 import type { ConfigError } from "../../../services/host/HostConfig.js"
+import type { UntrustedFile } from "../../../services/system/FileTrust.js"
 import { describeExit, ProcessLauncher } from "../../../services/host/ProcessLauncher.js"
 import { defaultBackendSlotPolicy } from "../../../services/policies/BackendSlot.js"
 import { defaultSpawnBudgetPolicy, type SpawnBudgetPolicy } from "../../../services/policies/SpawnBudget.js"
@@ -63,7 +64,7 @@ export const defaultBackendStopTimeoutMs = 3_000
 /** Default period of the idle sweeper. */
 export const defaultIdleSweepIntervalMs = 1_000
 
-const definitionError = (service: string) => (error: ConfigError | UnknownService): BackendError =>
+const definitionError = (service: string) => (error: ConfigError | UnknownService | UntrustedFile): BackendError =>
   error._tag === "UnknownService"
     ? new BackendError({ code: "unknown_service", service, message: error.message })
     : launchFailed(service, `service definition refused: ${error.message}`)

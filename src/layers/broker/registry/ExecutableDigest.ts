@@ -1,7 +1,9 @@
 /**
  * What makes two launches the same backend: the executable's sha256 (re-hashed only when its file
  * changed) and a fingerprint of the launch config. A rebuilt binary or an edited definition gets a
- * new registry key, so an old resident backend is never handed out for it.
+ * new registry key, so an old resident backend is never handed out for it. Every acquire first checks
+ * the executable (and its `#!` interpreter) by the file-trust rule: nothing another user could have
+ * written is run, or handed out.
  */
 import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
@@ -10,6 +12,7 @@ import { Effect, Ref } from "effect"
 import { type BackendError, launchFailed } from "../../../services/broker/BackendRegistry.js"
 import type { ServiceDefinition } from "../../../services/broker/ServiceDefinition.js"
 import { errorCode, errorText } from "../../../services/system/ErrorDetails.js"
+import { checkExecutableTrusted } from "../../system/FileTrust.js"
 
 const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
 
@@ -46,7 +49,7 @@ const hashFile = (file: string): Effect.Effect<string, unknown> =>
     return Effect.sync(() => stream.destroy())
   })
 
-/** The sha256 of a service's executable; errors name the definition file that points at it. */
+/** The sha256 of a trusted service executable; errors name the definition file that points at it. */
 export type ExecutableDigest = (service: string, executable: string) => Effect.Effect<string, BackendError>
 
 /**
@@ -71,6 +74,8 @@ export const makeExecutableDigest = (definitionsDir: string): Effect.Effect<Exec
           catch: cannot
         })
         if (!stat.isFile()) return yield* launchFailed(service, `executable ${executable} is not a regular file (${where})`)
+        yield* Effect.mapError(checkExecutableTrusted(executable), (untrusted) =>
+          launchFailed(service, `refusing to run ${executable} (${where}): ${untrusted.message}`))
         const stamp = `${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`
         const known = (yield* Ref.get(digests)).get(executable)
         if (known !== undefined && known.stamp === stamp) return known.digest

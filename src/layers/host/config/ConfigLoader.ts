@@ -1,7 +1,8 @@
 /**
  * The layered config loader: factory fragments (`<modulesDir>/<m>/config/*.json`), then the host's
  * defaults, then operator fragments (`<dataDir>/config/*.json`), each checked on its own, deep-merged
- * with provenance, decoded with `HostConfig` and cross-checked. It reads files and never writes any.
+ * with provenance, decoded with `HostConfig`, cross-checked, and what components launch checked by the
+ * file-trust rule. It reads files and never writes any.
  */
 import { Effect, Either, Layer } from "effect"
 import { ConfigLoader, type ConfigLoadOptions, type LoadedConfig } from "../../../services/host/ConfigLoader.js"
@@ -9,8 +10,9 @@ import { ConfigError } from "../../../services/host/HostConfig.js"
 import { type ConfigProblem, toConfigError } from "./ConfigProblem.js"
 import { crossCheck } from "./CrossChecks.js"
 import { type Fragment, readFragments } from "./FragmentReading.js"
+import { checkLaunchTrust } from "./LaunchTrust.js"
 import { decodeMerged } from "./MergedDecode.js"
-import { mergeFragments } from "./Provenance.js"
+import { mergeFragments, type Provenance } from "./Provenance.js"
 
 /** Re-exported: the loader's options, result and source names are defined with the service. */
 export type { ConfigLoadOptions, LoadedConfig } from "../../../services/host/ConfigLoader.js"
@@ -39,26 +41,31 @@ export const ConfigLoaderLive = (options: ConfigLoadOptions): Layer.Layer<Config
 
 /**
  * Problems are reported stage by stage: files that cannot be read or checked on their own hide the
- * problems of the merged config (which they would only repeat or distort), and a merged config that
- * does not decode hides the cross-checks.
+ * problems of the merged config (which they would only repeat or distort), a merged config that
+ * does not decode hides the cross-checks, and those hide the launch-trust checks (which read files).
  */
 const checkConfig = (
   options: ConfigLoadOptions
 ): Effect.Effect<LoadedConfig, readonly [ConfigError, ...Array<ConfigError>]> =>
   readFragments(options).pipe(
-    Effect.flatMap(({ fragments, problems }) => {
-      const result = problems.length > 0 ? Either.left(problems) : mergeAndDecode(fragments)
-      return Either.match(result, {
-        onLeft: (all) => {
-          const [first, ...rest] = all.map(toConfigError)
-          return first === undefined ? Effect.die("config check failed without a problem") : Effect.fail([first, ...rest] as const)
-        },
-        onRight: Effect.succeed
+    Effect.flatMap(({ fragments, problems }) =>
+      Either.match(problems.length > 0 ? Either.left(problems) : mergeAndDecode(fragments), {
+        onLeft: failWith,
+        onRight: ({ loaded, provenance }) =>
+          Effect.flatMap(checkLaunchTrust(loaded.config, provenance), (untrusted) =>
+            untrusted.length > 0 ? failWith(untrusted) : Effect.succeed(loaded))
       })
-    })
+    )
   )
 
-const mergeAndDecode = (fragments: ReadonlyArray<Fragment>): Either.Either<LoadedConfig, ReadonlyArray<ConfigProblem>> => {
+const failWith = (problems: ReadonlyArray<ConfigProblem>): Effect.Effect<never, readonly [ConfigError, ...Array<ConfigError>]> => {
+  const [first, ...rest] = problems.map(toConfigError)
+  return first === undefined ? Effect.die("config check failed without a problem") : Effect.fail([first, ...rest] as const)
+}
+
+const mergeAndDecode = (
+  fragments: ReadonlyArray<Fragment>
+): Either.Either<{ readonly loaded: LoadedConfig; readonly provenance: Provenance }, ReadonlyArray<ConfigProblem>> => {
   const { merged, provenance } = mergeFragments(fragments)
   return Either.flatMap(decodeMerged(merged, provenance), (config) => {
     const problems = crossCheck(config, provenance)
@@ -67,7 +74,7 @@ const mergeAndDecode = (fragments: ReadonlyArray<Fragment>): Either.Either<Loade
       sources: fragments.map((fragment) => fragment.source),
       provenance: (path) => provenance.get(path)
     }
-    return problems.length > 0 ? Either.left(problems) : Either.right(loaded)
+    return problems.length > 0 ? Either.left(problems) : Either.right({ loaded, provenance })
   })
 }
 

@@ -5,6 +5,7 @@
 import * as Fs from "node:fs"
 import { Clock, Deferred, Effect, Option } from "effect"
 import type { ExitInfo, StopOutcome } from "../../../services/host/ProcessLauncher.js"
+import { unlessUrgent } from "../../../services/system/ShutdownUrgency.js"
 
 /** After KILL, how long a stop waits for the group to empty before reporting survivors. */
 export const killWaitMs = 2_000
@@ -15,6 +16,8 @@ const pollMs = 10
 export interface GroupLeader {
   readonly pid: number
   readonly exited: Deferred.Deferred<ExitInfo>
+  /** The leader is `unshare`, whose child is the init of a PID namespace (see `PidIsolation`). */
+  readonly namespaced: boolean
 }
 
 /** Sends `signal` to the whole group led by `pgid`; false when the group is already empty. */
@@ -65,6 +68,36 @@ export const awaitWithin = <A>(deferred: Deferred.Deferred<A>, ms: number): Effe
 
 const groupEmpty = (pgid: number) => Effect.sync(() => groupMembers(pgid).length === 0)
 
+const readOr = (path: string, fallback: string): string => {
+  try {
+    return Fs.readFileSync(path, "utf8")
+  } catch {
+    return fallback
+  }
+}
+
+/** The children of `pid`, from `/proc/<pid>/task/<pid>/children`. */
+const childrenOf = (pid: number): ReadonlyArray<string> =>
+  readOr(`/proc/${pid}/task/${pid}/children`, "").split(" ").filter((entry) => entry !== "")
+
+/**
+ * Whether a TERM to the group led by `unshare` (`pid`) reaches the command: the namespace's init has
+ * forked it and it has exec'd (its argv is no longer the init's). Before that the kernel drops a TERM to
+ * the init (a namespace's PID 1) and the forked shell would catch and lose it. True too once the leader
+ * or the init is gone (nothing left to wait for).
+ */
+const commandRuns = (pid: number): Effect.Effect<boolean> =>
+  Effect.sync(() => {
+    const init = childrenOf(pid)[0]
+    if (init === undefined) return !Fs.existsSync(`/proc/${pid}`)
+    const initArgv = readOr(`/proc/${init}/cmdline`, "")
+    if (initArgv === "") return true
+    return childrenOf(Number(init)).some((child) => {
+      const argv = readOr(`/proc/${child}/cmdline`, initArgv)
+      return argv !== initArgv && argv !== ""
+    })
+  })
+
 /** KILLs what is left of the group and waits (bounded) until it is empty; returns the survivors. */
 export const killGroup = (pgid: number): Effect.Effect<ReadonlyArray<number>> =>
   Effect.suspend(() => {
@@ -83,9 +116,14 @@ export const stopGroup = (leader: GroupLeader, timeoutMs: number): Effect.Effect
       const survivors = yield* killGroup(pid)
       return { how: "already_exited", exit: yield* Deferred.await(exited), survivors } satisfies StopOutcome
     }
-    signalGroup(pid, "SIGTERM")
+    // Right after a launch the command may not run yet: a TERM then would be lost. Wait (within the grace).
+    // A second stop signal (`ShutdownUrgency`) cuts both graces: the group is KILLed at once.
+    const running = leader.namespaced
+      ? (yield* unlessUrgent(pollUntil(Effect.zipWith(exitOf, commandRuns(pid), (leaderExited, runs) => leaderExited || runs), timeoutMs))) === true
+      : true
+    if (running) signalGroup(pid, "SIGTERM")
     const gone = Effect.flatMap(exitOf, (leaderExited) => (leaderExited ? groupEmpty(pid) : Effect.succeed(false)))
-    if (yield* pollUntil(gone, timeoutMs)) {
+    if ((yield* unlessUrgent(pollUntil(gone, timeoutMs))) === true) {
       return { how: "graceful", exit: yield* Deferred.await(exited), survivors: [] } satisfies StopOutcome
     }
     const survivors = yield* killGroup(pid)

@@ -1,23 +1,28 @@
 /**
- * ProcessLauncherLive: real children, each leading its own process group, wrapped in `setpriv --pdeathsig
- * KILL` (and the sandbox tools), with a clean environment, both pipes always drained into a rotating
- * log, and TERM → grace → KILL stops in which every wait is bounded. Here: `launch` and `run`.
+ * ProcessLauncherLive: real children, each leading its own process group and first in its own PID
+ * namespace where the machine allows, wrapped in `setpriv --pdeathsig KILL` (and the sandbox tools, with
+ * `module-restricted` children of a root host switched to their unprivileged user), with a clean
+ * environment, both pipes always drained into a rotating log, and TERM → grace → KILL stops in which
+ * every wait is bounded. Here: `launch` and `run`.
  */
-import { Chunk, Deferred, Effect, ExecutionStrategy, Exit, Layer, Ref, Scope } from "effect"
+import { Cache, Chunk, Deferred, Duration, Effect, ExecutionStrategy, Exit, Layer, Ref, Scope } from "effect"
 import {
   type ChildHandle,
   type ExitInfo,
   LaunchError,
+  type LaunchSpec,
   ProcessLauncher,
   type ProcessLauncherShape,
   type Rotation,
   type RunResult
 } from "../../../services/host/ProcessLauncher.js"
+import { checkExecutableTrusted } from "../../system/FileTrust.js"
 import { makeRotatingFile, type RotatingFile } from "../../system/RotatingFile.js"
+import { type ModuleUser, resolveModuleUser } from "./ModuleUser.js"
 import { pumpOutput } from "./OutputPump.js"
 import { awaitWithin, killGroup, stopGroup } from "./ProcessGroup.js"
-import { detectTools, type LaunchTools } from "./SandboxArgv.js"
-import { resolveExecutable, workingDirectory } from "./SpawnChecks.js"
+import { detectTools, isolationOf, type LaunchTools, mountsOwnDir, ownDirMountPoint } from "./SandboxArgv.js"
+import { resolveExecutable, spawnError, workingDirectory } from "./SpawnChecks.js"
 import { spawnChild } from "./SpawnChild.js"
 
 /** Log rotation when `LaunchSpec.rotation` is not given: 1 MiB per file, three old files kept. */
@@ -44,10 +49,39 @@ const inOwnScope = <A, E>(acquire: Effect.Effect<A, E, Scope.Scope>): Effect.Eff
         Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
       )))
 
-const makeLaunch = (tools: LaunchTools): ProcessLauncherShape["launch"] => (spec, stopTimeoutMs) =>
+/** What a spawn needs once the spec is checked: the user to switch to (if any), the directory, the executable. */
+interface Prepared {
+  readonly user: ModuleUser | undefined
+  readonly cwd: string | undefined
+  readonly executable: string
+}
+
+/** Resolves (and caches) a `run_as` user; a failure is a sentence naming the user and what to do. */
+type UserLookup = (name: string) => Effect.Effect<ModuleUser, string>
+
+/** Whether `spec` runs as another user with `tools`: `module-restricted`, a `runAs`, and a root host. */
+const switchesUser = (tools: LaunchTools) => (spec: Pick<LaunchSpec, "sandbox" | "runAs">): boolean =>
+  tools.root && spec.sandbox === "module-restricted" && spec.runAs !== undefined
+
+const prepare = (tools: LaunchTools, users: UserLookup, spec: LaunchSpec): Effect.Effect<Prepared, LaunchError, Scope.Scope> =>
+  Effect.gen(function*() {
+    let user: ModuleUser | undefined
+    if (switchesUser(tools)(spec) && spec.runAs !== undefined) {
+      if (tools.setpriv === undefined) {
+        return yield* spawnError(spec, `cannot run it as user "${spec.runAs}": setpriv (util-linux) not found`)
+      }
+      user = yield* Effect.mapError(users(spec.runAs), (detail) => spawnError(spec, detail))
+    }
+    const cwd = yield* workingDirectory(spec, user)
+    const executable = yield* resolveExecutable(spec, spec.cwd ?? process.cwd(), user)
+    // Checked again at every launch (not only at config load): a file swapped since then is refused.
+    yield* Effect.mapError(checkExecutableTrusted(executable), (untrusted) => spawnError(spec, `refusing to run it: ${untrusted.message}`))
+    return { user, cwd, executable }
+  })
+
+const makeLaunch = (tools: LaunchTools, users: UserLookup): ProcessLauncherShape["launch"] => (spec, stopTimeoutMs) =>
   inOwnScope(Effect.gen(function*() {
-    const cwd = yield* workingDirectory(spec)
-    const executable = yield* resolveExecutable(spec, spec.cwd ?? process.cwd())
+    const { cwd, executable, user } = yield* prepare(tools, users, spec)
     const log: RotatingFile | undefined = spec.logFile === undefined
       ? undefined
       : yield* makeRotatingFile(spec.logFile, spec.rotation ?? defaultRotation)
@@ -61,7 +95,7 @@ const makeLaunch = (tools: LaunchTools): ProcessLauncherShape["launch"] => (spec
     // Uninterruptible from spawn until the stop is registered, so no child escapes its scope; the
     // forked fibers are made interruptible again so the scope can end them.
     const spawned = yield* Effect.uninterruptible(Effect.gen(function*() {
-      const spawned = yield* spawnChild(spec, executable, cwd, tools)
+      const spawned = yield* spawnChild(spec, executable, cwd, tools, user)
       const { child } = spawned
       child.stdin.end()
       yield* Effect.forkScoped(Effect.interruptible(
@@ -100,10 +134,9 @@ const makeLaunch = (tools: LaunchTools): ProcessLauncherShape["launch"] => (spec
     } satisfies ChildHandle
   })).pipe(Effect.annotateLogs("child", spec.name))
 
-const makeRun = (tools: LaunchTools): ProcessLauncherShape["run"] => (spec, stdin, limits) =>
+const makeRun = (tools: LaunchTools, users: UserLookup): ProcessLauncherShape["run"] => (spec, stdin, limits) =>
   Effect.scoped(Effect.gen(function*() {
-    const cwd = yield* workingDirectory(spec)
-    const executable = yield* resolveExecutable(spec, spec.cwd ?? process.cwd())
+    const { cwd, executable, user } = yield* prepare(tools, users, spec)
     const log: RotatingFile | undefined = spec.logFile === undefined
       ? undefined
       : yield* makeRotatingFile(spec.logFile, spec.rotation ?? defaultRotation)
@@ -142,7 +175,7 @@ const makeRun = (tools: LaunchTools): ProcessLauncherShape["run"] => (spec, stdi
     // The release KILLs whatever is left of the group (after a timeout, an overflow, or background
     // processes of a finished command), bounded like every other wait.
     const spawned = yield* Effect.acquireRelease(
-      spawnChild(spec, executable, cwd, tools),
+      spawnChild(spec, executable, cwd, tools, user),
       (spawned) =>
         Effect.flatMap(killGroup(spawned.pid), (survivors) =>
           survivors.length > 0
@@ -187,14 +220,34 @@ const makeRun = (tools: LaunchTools): ProcessLauncherShape["run"] => (spec, stdi
     return { exit, stdout: bytes, stderrTail: tail } satisfies RunResult
   })).pipe(Effect.annotateLogs("child", spec.name))
 
-/** A launcher using `tools` as given (tests pass their own; the layer detects them). */
-export const makeProcessLauncher = (tools: LaunchTools): ProcessLauncherShape => ({
-  launch: makeLaunch(tools),
-  run: makeRun(tools)
-})
+/**
+ * A launcher using `tools` as given (tests pass their own; the layer detects them). Users are looked up
+ * (and the default one created) once each; a failed lookup is not remembered, so fixing it needs no restart.
+ */
+export const makeProcessLauncher = (tools: LaunchTools): Effect.Effect<ProcessLauncherShape> =>
+  Effect.map(
+    Cache.makeWith({
+      capacity: 64,
+      lookup: resolveModuleUser,
+      timeToLive: (exit) => (Exit.isSuccess(exit) ? Duration.infinity : Duration.zero)
+    }),
+    (cache): ProcessLauncherShape => {
+      const users: UserLookup = (name) => cache.get(name)
+      return {
+        isolation: isolationOf(tools),
+        switchesUser: switchesUser(tools),
+        ownDirPath: (cwd) => (mountsOwnDir(tools) ? ownDirMountPoint : cwd),
+        launch: makeLaunch(tools, users),
+        run: makeRun(tools, users)
+      }
+    }
+  )
 
-/** The real process launcher; warns once at build when `setpriv` or `prlimit` is missing. */
+/**
+ * The real process launcher. At build it probes for PID namespaces and warns once, loudly, about what
+ * children lose here: no `setpriv` or `prlimit`, no PID namespaces, no user switch on a non-root host.
+ */
 export const ProcessLauncherLive: Layer.Layer<ProcessLauncher> = Layer.effect(
   ProcessLauncher,
-  Effect.map(detectTools, makeProcessLauncher)
+  Effect.flatMap(detectTools, makeProcessLauncher)
 )

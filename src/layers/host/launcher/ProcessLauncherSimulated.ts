@@ -177,5 +177,7 @@ export const makeSimulatedLauncher: Effect.Effect<{
     runs: Ref.get(runCalls)
   }
 
-  return { layer: Layer.succeed(ProcessLauncher, { launch, run }), control }
+  // Simulated children are contained as well as the best real ones, and never switch users.
+  const shape = { isolation: "pid-namespace" as const, switchesUser: () => false, ownDirPath: (cwd: string) => cwd, launch, run }
+  return { layer: Layer.succeed(ProcessLauncher, shape), control }
 })

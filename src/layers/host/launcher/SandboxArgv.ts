@@ -1,9 +1,12 @@
 /**
- * The argv a child really runs under: `setpriv --pdeathsig KILL` (it dies with the host) and, for the
- * `module-restricted` profile, no_new_privs, `prlimit` limits and a `umask 077` shell; built purely.
+ * The argv a child really runs under, built purely: `setpriv --pdeathsig KILL` (it dies with the host),
+ * where the machine allows `unshare` into its own PID namespace with a tiny init (nothing it starts
+ * outlives it), and for `module-restricted` no_new_privs, another user without capabilities (root
+ * hosts), `prlimit` limits and umask 077. Also finds those tools at start and says what is missing.
  */
 import { Effect } from "effect"
-import type { LaunchSpec } from "../../../services/host/ProcessLauncher.js"
+import type { Isolation, LaunchSpec } from "../../../services/host/ProcessLauncher.js"
+import { initScript, type NamespaceSupport, type NamespaceTool, probeNamespaces, unshareOptions } from "./PidIsolation.js"
 import { executableStatus } from "./SpawnChecks.js"
 
 /** `module-restricted`: the open-files limit (soft and hard). */
@@ -12,71 +15,144 @@ export const sandboxOpenFiles = 1024
 /** `module-restricted`: the address-space limit, 4 GiB. */
 export const sandboxAddressSpaceBytes = 4 * 1024 * 1024 * 1024
 
+/**
+ * Where a child that runs as another user under a PID (and so mount) namespace finds its own directory:
+ * bind-mounted over `/tmp` in its private mount view (a private /tmp, as systemd's PrivateTmp), since the
+ * real path usually crosses directories it may not search (a 0700 data dir, root's home).
+ */
+export const ownDirMountPoint = "/tmp"
+
 /** Helper programs the launcher wraps children with; an absent one (`undefined`) is skipped. */
 export interface LaunchTools {
   readonly setpriv: string | undefined
   readonly prlimit: string | undefined
+  /** util-linux `mount`, for the bind of a switched child's own directory. */
+  readonly mount: string | undefined
   readonly shell: string
+  /** PID namespaces for every child; `undefined`: process groups only (warned at start, shown to the operator). */
+  readonly namespaces: NamespaceTool | undefined
+  /** Whether the host runs as root, so `module-restricted` can switch to an unprivileged user. */
+  readonly root: boolean
 }
 
-/** The program and arguments actually passed to `spawn`. */
+/** The user a child is switched to (by numbers: no lookup happens in the child). */
+export interface SwitchedUser {
+  readonly uid: number
+  readonly gid: number
+}
+
+/** What a wrapped child is: the program and arguments passed to `spawn`, and whether an init sits between. */
 export interface WrappedCommand {
   readonly file: string
   readonly args: ReadonlyArray<string>
+  /** The child runs under the namespace init: its exit reaches the host as the init's (see `exitThroughInit`). */
+  readonly namespaced: boolean
 }
 
+/** Whether a child switched to another user gets its own directory at `ownDirMountPoint` with `tools`. */
+export const mountsOwnDir = (tools: LaunchTools): boolean =>
+  tools.namespaces !== undefined && tools.mount !== undefined && tools.setpriv !== undefined
+
+/** How far children are contained with `tools`. */
+export const isolationOf = (tools: LaunchTools): Isolation =>
+  tools.namespaces === undefined ? "process-group-only" : "pid-namespace"
+
 /**
- * Builds the real argv (pure): `setpriv --pdeathsig KILL [--no-new-privs] --`, then for
- * `module-restricted` `prlimit --nofile --as --` and `sh -c 'umask 077; exec "$@"'`, then the command.
+ * Builds the real argv (pure), outermost first: `setpriv --pdeathsig KILL [--no-new-privs] --`, then
+ * `unshare --pid --fork --kill-child --mount-proc --` with `setpriv --pdeathsig KILL --reuid --regid
+ * --clear-groups --inh-caps=-all --bounding-set=-all --` inside it when `user` is given (the uid change
+ * clears the parent-death signal, so it is set again) — preceded, as root, by the bind of `ownDir` over
+ * `/tmp` — then for `module-restricted` `prlimit --nofile --as --`, then `sh -c` (the namespace init, or
+ * for `module-restricted` alone `umask 077; exec "$@"`).
  */
 export const wrapCommand = (
-  command: Pick<LaunchSpec, "executable" | "args" | "sandbox" | "env">,
+  command: Pick<LaunchSpec, "executable" | "args" | "sandbox" | "env"> & {
+    readonly user?: SwitchedUser
+    /** The child's own directory (its cwd), mounted at `ownDirMountPoint` when `user` is given. */
+    readonly ownDir?: string
+  },
   tools: LaunchTools
 ): WrappedCommand => {
   const restricted = command.sandbox === "module-restricted"
+  const user = command.user
   let argv: ReadonlyArray<string> = command.args
   let file = command.executable
   const prepend = (program: string, ...options: ReadonlyArray<string>) => {
     argv = [...options, file, ...argv]
     file = program
   }
-  if (restricted) {
-    // The shell exports PWD on its own; unset it so the environment stays exactly PATH + env.
-    const script = "PWD" in command.env ? "umask 077; exec \"$@\"" : "umask 077; unset PWD; exec \"$@\""
-    prepend(tools.shell, "-c", script, "sh")
-    if (tools.prlimit !== undefined) {
-      prepend(
-        tools.prlimit,
-        `--nofile=${sandboxOpenFiles}:${sandboxOpenFiles}`,
-        `--as=${sandboxAddressSpaceBytes}`,
-        "--"
-      )
+  // The shell exports PWD on its own; unset it so the environment stays exactly PATH + env.
+  const prelude = `${restricted ? "umask 077; " : ""}${"PWD" in command.env ? "" : "unset PWD; "}`
+  if (tools.namespaces !== undefined) prepend(tools.shell, "-c", initScript(tools.namespaces.env, prelude), "corral-init")
+  else if (restricted) prepend(tools.shell, "-c", `${prelude}exec "$@"`, "sh")
+  if (restricted && tools.prlimit !== undefined) {
+    prepend(tools.prlimit, `--nofile=${sandboxOpenFiles}:${sandboxOpenFiles}`, `--as=${sandboxAddressSpaceBytes}`, "--")
+  }
+  const switchUser = user === undefined
+    ? []
+    : [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
+  if (tools.namespaces !== undefined) {
+    if (tools.setpriv !== undefined && switchUser.length > 0) prepend(tools.setpriv, "--pdeathsig", "KILL", ...switchUser, "--")
+    if (switchUser.length > 0 && command.ownDir !== undefined && mountsOwnDir(tools)) {
+      const bind = `${tools.mount} --bind -- "$0" ${ownDirMountPoint} && cd ${ownDirMountPoint} && exec "$@"`
+      prepend(tools.shell, "-c", bind, command.ownDir)
     }
+    prepend(tools.namespaces.unshare, ...unshareOptions(tools.namespaces))
   }
   if (tools.setpriv !== undefined) {
-    prepend(tools.setpriv, "--pdeathsig", "KILL", ...(restricted ? ["--no-new-privs"] : []), "--")
+    const outerSwitch = tools.namespaces === undefined ? switchUser : []
+    prepend(tools.setpriv, "--pdeathsig", "KILL", ...(restricted ? ["--no-new-privs"] : []), ...outerSwitch, "--")
   }
-  return { file, args: argv }
+  return { file, args: argv, namespaced: tools.namespaces !== undefined }
 }
 
 const firstExecutable = (candidates: ReadonlyArray<string>): string | undefined =>
   candidates.find((candidate) => executableStatus(candidate) === "ok")
 
-/** Finds `setpriv` and `prlimit` (Linux only) and the shell; an absent tool is logged once here. */
-export const detectTools: Effect.Effect<LaunchTools> = Effect.gen(function*() {
+/** The tools found here and what the operator must be told about what is missing; nothing is logged. */
+export const findTools = (): { readonly tools: LaunchTools; readonly namespaces: NamespaceSupport } => {
   const linux = process.platform === "linux"
-  const setpriv = linux ? firstExecutable(["/usr/bin/setpriv", "/bin/setpriv"]) : undefined
-  const prlimit = linux ? firstExecutable(["/usr/bin/prlimit", "/bin/prlimit"]) : undefined
-  if (setpriv === undefined) {
+  const shell = "/bin/sh"
+  const namespaces = probeNamespaces(shell)
+  return {
+    tools: {
+      setpriv: linux ? firstExecutable(["/usr/bin/setpriv", "/bin/setpriv"]) : undefined,
+      prlimit: linux ? firstExecutable(["/usr/bin/prlimit", "/bin/prlimit"]) : undefined,
+      mount: linux ? firstExecutable(["/usr/bin/mount", "/bin/mount"]) : undefined,
+      shell,
+      namespaces: namespaces._tag === "Available" ? namespaces.tool : undefined,
+      root: process.getuid?.() === 0
+    },
+    namespaces
+  }
+}
+
+/** Finds the tools and logs, once, each missing one and what children lose without it. */
+export const detectTools: Effect.Effect<LaunchTools> = Effect.gen(function*() {
+  const { namespaces, tools } = findTools()
+  if (tools.setpriv === undefined) {
     yield* Effect.logWarning(
       "setpriv not found (util-linux): children run unwrapped and outlive the host if it is SIGKILLed; " +
-        "sandbox \"module-restricted\" also loses no_new_privs"
+        "sandbox \"module-restricted\" also loses no_new_privs and cannot switch users"
     )
   }
-  if (linux && prlimit === undefined) {
+  if (process.platform === "linux" && tools.prlimit === undefined) {
     yield* Effect.logWarning(
       "prlimit not found (util-linux): sandbox \"module-restricted\" runs without its open-files and memory limits"
     )
   }
-  return { setpriv, prlimit, shell: "/bin/sh" }
+  if (namespaces._tag === "Unavailable") {
+    yield* Effect.logWarning(
+      `isolation: process-group-only — no PID namespace for children: ${namespaces.reason}. A process a ` +
+        "module or backend starts that leaves its process group (setsid, double fork) can outlive its " +
+        "component and the host"
+    )
+  }
+  if (!tools.root) {
+    yield* Effect.logWarning(
+      "the host is not root: sandbox \"module-restricted\" cannot run modules as another user; they run as " +
+        "the host's user, with no_new_privs, rlimits and umask 077 only, and can read what that user can"
+    )
+  }
+  return tools
 })

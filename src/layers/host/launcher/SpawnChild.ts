@@ -1,6 +1,7 @@
 /**
  * Spawns one child through `node:child_process.spawn`: wrapped (see `SandboxArgv`), with a clean
- * environment, leading its own process group, all three pipes open.
+ * environment, leading its own process group, all three pipes open. Under a PID namespace the pid is
+ * that of the wrapper leading the group (`unshare`), and the exit is the command's (see `exitThroughInit`).
  */
 // Plain spawn rather than @effect/platform Command: Command's kill and scope finalizer wait for exit
 // without a bound and extend the host's environment by default; here every wait has a deadline.
@@ -9,8 +10,9 @@ import { Deferred, Effect, Exit } from "effect"
 import type { ExitInfo, LaunchError, LaunchSpec } from "../../../services/host/ProcessLauncher.js"
 import { errorText } from "../../../services/system/ErrorDetails.js"
 import { childEnvironment } from "./ChildEnvironment.js"
+import { exitThroughInit } from "./PidIsolation.js"
 import type { GroupLeader } from "./ProcessGroup.js"
-import { type LaunchTools, wrapCommand } from "./SandboxArgv.js"
+import { type LaunchTools, type SwitchedUser, wrapCommand } from "./SandboxArgv.js"
 import { spawnError } from "./SpawnChecks.js"
 
 /** A started child: the Node handle (for its pipes), its pid and its exit. */
@@ -19,18 +21,20 @@ export interface Spawned extends GroupLeader {
 }
 
 /**
- * Spawns `spec` (already resolved to `executable`) as a process-group leader and waits for Node's
- * `spawn` or `error` event. Run it uninterruptibly and register the stop right after.
+ * Spawns `spec` (already resolved to `executable`; as `user` when given) as a process-group leader and
+ * waits for Node's `spawn` or `error` event. Run it uninterruptibly and register the stop right after.
  */
 export const spawnChild = (
   spec: LaunchSpec,
   executable: string,
   cwd: string | undefined,
-  tools: LaunchTools
+  tools: LaunchTools,
+  user?: SwitchedUser
 ): Effect.Effect<Spawned, LaunchError> =>
   Effect.flatMap(Deferred.make<ExitInfo>(), (exited) =>
     Effect.async<Spawned, LaunchError>((resume) => {
-      const command = wrapCommand({ ...spec, executable }, tools)
+      const own = user !== undefined && spec.ownsCwd === true && cwd !== undefined ? { user, ownDir: cwd } : {}
+      const command = wrapCommand({ ...spec, executable, ...(user === undefined ? {} : { user }), ...own }, tools)
       const via = command.file === executable ? "" : ` (through ${command.file})`
       let child: ChildProcessWithoutNullStreams
       try {
@@ -46,7 +50,8 @@ export const spawnChild = (
       }
       // A child that never reads stdin makes our write fail with EPIPE: its exit tells the story.
       child.stdin.on("error", () => undefined)
-      child.once("exit", (code, signal) => Deferred.unsafeDone(exited, Exit.succeed({ code, signal })))
+      child.once("exit", (code, signal) =>
+        Deferred.unsafeDone(exited, Exit.succeed(command.namespaced ? exitThroughInit(code, signal) : { code, signal })))
       const onSpawn = () => {
         child.off("error", onError)
         // Later errors come only from `child.kill`, which is never used (signals go to the group).
@@ -55,7 +60,7 @@ export const spawnChild = (
         resume(
           pid === undefined
             ? Effect.fail(spawnError(spec, `spawn of "${executable}"${via} gave no pid`))
-            : Effect.succeed({ child, pid, exited })
+            : Effect.succeed({ child, pid, exited, namespaced: command.namespaced })
         )
       }
       const onError = (error: Error) => {

@@ -1,14 +1,16 @@
 /**
- * One run of a supervised component: a port, the launch (clean environment, sandbox, rotated log),
- * readiness, `middleware-init`, `ready`, then health checks until the process exits. The run's scope
- * owns the process: leaving it stops the whole group (TERM → grace → KILL).
+ * One run of a supervised component: a port or socket, a fresh launch token, the launch (clean
+ * environment, sandbox, rotated log), readiness, `middleware-init`, `ready`, then health checks until
+ * the process exits. The run's scope owns the process: leaving it stops the whole group (TERM → grace
+ * → KILL), then forgets the token and removes the socket.
  */
+import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { Clock, Effect, Option, Ref, SubscriptionRef } from "effect"
 import type { HostConfig } from "../../../services/host/HostConfig.js"
 import type { ModuleClientShape } from "../../../services/host/ModuleClient.js"
-import type { ExitInfo, LaunchSpec, ProcessLauncherShape } from "../../../services/host/ProcessLauncher.js"
+import { defaultModuleUser, type ExitInfo, type LaunchSpec, type ProcessLauncherShape } from "../../../services/host/ProcessLauncher.js"
 import { ComponentFailure } from "../../../services/host/Supervisor.js"
 import type { LoopbackPortsShape } from "../../../services/system/LoopbackPorts.js"
 import { substitutePlaceholders } from "../../../services/system/Placeholders.js"
@@ -16,12 +18,17 @@ import { markUp } from "../../../services/policies/RestartBudget.js"
 import type { Managed } from "./ComponentState.js"
 import type { HealthWatch } from "./HealthWatch.js"
 import { awaitReady, initialize } from "./ModuleHandshake.js"
+import { moduleListen, type SocketPlace } from "./ModuleListen.js"
 import type { Transitions } from "./Transitions.js"
 
-/** How one run of a component ended: its process exited after being ready, or the run failed. */
+/**
+ * How one run of a component ended: its process exited after being ready, the run failed, or the
+ * host was out of descriptors for its port or its spawn (transient: retried, never `failed`).
+ */
 export type RunEnd =
   | { readonly _tag: "Crashed"; readonly exit: ExitInfo }
   | { readonly _tag: "Fatal"; readonly failure: ComponentFailure }
+  | { readonly _tag: "OutOfDescriptors"; readonly detail: string }
 
 /** What a run needs from the supervisor. */
 export interface RunContext {
@@ -34,11 +41,15 @@ export interface RunContext {
   readonly health: HealthWatch
 }
 
-/** A restricted module's private working directory under the data dir (0700), never in /tmp. */
+/**
+ * A restricted module's private working directory under the data dir (0700), never in /tmp. `work/`
+ * itself stays 0700 and the host's, so modules sharing one user cannot reach each other's directories.
+ */
 const privateWorkDir = (dataDir: string, id: string) =>
   Effect.sync(() => {
     const dir = Path.join(dataDir, "work", id)
     Fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+    Fs.chmodSync(Path.dirname(dir), 0o700)
     Fs.chmodSync(dir, 0o700)
     return dir
   })
@@ -48,6 +59,13 @@ const fatal = (managed: Managed, reason: ComponentFailure["reason"], detail: str
   failure: new ComponentFailure({ component: managed.id, reason, detail })
 })
 
+// EMFILE (this process) or ENFILE (the system), as the port probe or spawn reports it.
+const outOfDescriptors = /\bE[MN]FILE\b/
+
+/** A launch that failed: transient when the host was only out of descriptors, fatal otherwise. */
+const launchFailed = (managed: Managed, detail: string): RunEnd =>
+  outOfDescriptors.test(detail) ? { _tag: "OutOfDescriptors", detail } : fatal(managed, "LaunchFailed", detail)
+
 /** Runs `managed` once; returns when its process exits or the run fails. */
 export const runComponentOnce = (context: RunContext, managed: Managed): Effect.Effect<RunEnd> =>
   Effect.scoped(
@@ -56,18 +74,29 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
       const http = component.http
       const launch = component.launch
       if (launch === undefined || http === undefined) return fatal(managed, "LaunchFailed", "http_local_json needs launch and http")
-      const portResult = http.port === "auto" || (http.port === undefined && http.endpoint === undefined)
-        ? yield* Effect.either(context.ports.allocate)
-        : { _tag: "Right" as const, right: http.port ?? Number(new URL(http.endpoint ?? "http://127.0.0.1:0").port) }
-      if (portResult._tag === "Left") return fatal(managed, "LaunchFailed", `no free port: ${portResult.left.message}`)
-      const port = portResult.right
-      const endpoint = http.endpoint ?? `http://127.0.0.1:${port}`
-      const values = { port: String(port), data_dir: context.dataDir, component_id: managed.id }
-      const cwd = launch.cwd !== undefined
-        ? substitutePlaceholders(launch.cwd, values)
-        : component.sandbox_profile === "module-restricted"
+      const runAs = component.run_as ?? defaultModuleUser
+      const switchesUser = context.launcher.switchesUser({ sandbox: component.sandbox_profile, runAs })
+      const workDir = launch.cwd === undefined && component.sandbox_profile === "module-restricted"
         ? yield* privateWorkDir(context.dataDir, managed.id)
         : undefined
+      // A module run as its own user cannot reach run/: a unix socket goes in its own work dir (its cwd).
+      const socketPlace: SocketPlace = !switchesUser
+        ? { _tag: "HostDir" }
+        : workDir !== undefined
+        ? { _tag: "OwnDir", dir: workDir }
+        : { _tag: "Unreachable", why: `it runs as user "${runAs}" with its own launch.cwd; drop launch.cwd` }
+      const listen = yield* Effect.either(moduleListen(context.ports, context.dataDir, managed.id, http, launch, socketPlace))
+      if (listen._tag === "Left") return launchFailed(managed, `components.${managed.id}: ${listen.left}`)
+      const { endpoint } = listen.right
+      // Registered before the launch, so it runs after the process is stopped.
+      yield* Effect.addFinalizer(() => listen.right.release)
+      // Fresh per launch, given only in the environment (never argv, never a placeholder, never logged).
+      const token = randomBytes(32).toString("hex")
+      const values = { ...listen.right.placeholders, data_dir: context.dataDir, component_id: managed.id }
+      const cwd = launch.cwd !== undefined ? substitutePlaceholders(launch.cwd, values) : workDir
+      // A module run as its own user reaches nothing of the data dir; its data lives in its work dir, at
+      // the path the launcher gives it there (its private /tmp when it has a mount namespace).
+      const dataDirOfModule = switchesUser && workDir !== undefined ? context.launcher.ownDirPath(workDir) : context.dataDir
       const spec: LaunchSpec = {
         name: managed.id,
         executable: substitutePlaceholders(launch.executable, values),
@@ -77,23 +106,28 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
           ...Object.fromEntries(Object.entries(launch.env).map(([k, v]) => [k, substitutePlaceholders(v, values)])),
           CORRAL_MODULE_ID: component.module_id ?? managed.id,
           CORRAL_COMPONENT_ID: managed.id,
-          CORRAL_MODULE_PORT: String(port),
-          CORRAL_DATA_DIR: context.dataDir
+          ...listen.right.env,
+          CORRAL_MODULE_TOKEN: token,
+          CORRAL_DATA_DIR: dataDirOfModule
         },
         sandbox: component.sandbox_profile,
+        runAs,
+        // The private work dir is the module's own: handed to its user when it runs as one.
+        ownsCwd: launch.cwd === undefined,
         logFile: Path.join(context.dataDir, "logs", `${managed.id}.log`),
         rotation: { maxBytes: context.config.host.logs.max_bytes, keep: context.config.host.logs.keep }
       }
       const launched = yield* Effect.either(context.launcher.launch(spec, component.stop_timeout_ms))
-      if (launched._tag === "Left") return fatal(managed, "LaunchFailed", launched.left.message)
+      if (launched._tag === "Left") return launchFailed(managed, launched.left.message)
       const child = launched.right
       yield* Ref.set(managed.child, Option.some(child))
-      yield* SubscriptionRef.update(managed.state, (s) => ({ ...s, pid: child.pid, endpoint, nextAttemptAt: null }))
+      yield* SubscriptionRef.update(managed.state, (s) => ({ ...s, pid: child.pid, endpoint, token, nextAttemptAt: null }))
       yield* Effect.addFinalizer(() =>
         Effect.flatMap(child.stop(component.stop_timeout_ms), (outcome) =>
           SubscriptionRef.update(managed.state, (s) => ({
             ...s,
             pid: null,
+            token: null,
             lastStop: outcome,
             lastError: outcome.survivors.length > 0
               ? `stop left processes ${outcome.survivors.join(", ")} of the group running`
@@ -103,7 +137,7 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
       const ready = yield* Effect.either(awaitReady(context.client, context.transitions, managed, http, endpoint, child))
       if (ready._tag === "Left") return { _tag: "Fatal", failure: ready.left } as const
       const moduleConfig = context.config.modules[component.module_id ?? managed.id] ?? {}
-      const report = yield* Effect.either(initialize(context.client, managed, http, endpoint, moduleConfig))
+      const report = yield* Effect.either(initialize(context.client, managed, http, endpoint, token, moduleConfig))
       if (report._tag === "Left") return { _tag: "Fatal", failure: report.left } as const
       const now = yield* Clock.currentTimeMillis
       const state = yield* SubscriptionRef.get(managed.state)

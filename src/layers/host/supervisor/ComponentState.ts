@@ -21,6 +21,8 @@ export interface ComponentState {
   readonly phase: Phase
   readonly pid: number | null
   readonly endpoint: string | null
+  /** The launch token of the current run (`CORRAL_MODULE_TOKEN`); null between runs. Never shown. */
+  readonly token: string | null
   readonly budget: RestartBudgetState
   readonly nextAttemptAt: number | null
   readonly lastReadiness: Probe | null
@@ -51,6 +53,7 @@ export const initialState = (component: ComponentConfig): ComponentState => ({
   phase: isSupervised(component) ? "configured" : "ready",
   pid: null,
   endpoint: component.kind === "local_http_json" ? component.http?.endpoint ?? null : null,
+  token: null,
   budget: initialRestartBudget,
   nextAttemptAt: null,
   lastReadiness: null,

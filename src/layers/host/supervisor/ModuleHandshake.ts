@@ -6,7 +6,7 @@
 import { Duration, Effect, Schedule, Schema, SubscriptionRef } from "effect"
 import type { HttpConfig } from "../../../services/host/HostConfig.js"
 import { makeMiddlewareInit, ModuleReport, reportIncompatibility } from "../../../services/host/MiddlewareContract.js"
-import type { ModuleClientShape } from "../../../services/host/ModuleClient.js"
+import { bearerHeaders, type ModuleClientShape } from "../../../services/host/ModuleClient.js"
 import { type ChildHandle, describeExit } from "../../../services/host/ProcessLauncher.js"
 import { ComponentFailure, type ComponentFailureReason } from "../../../services/host/Supervisor.js"
 import type { Managed } from "./ComponentState.js"
@@ -47,12 +47,13 @@ export const awaitReady = (
   )
 }
 
-/** `middleware-init` with the module's config subtree, then the module report, validated and checked. */
+/** `middleware-init` with the module's config subtree (sent with the run's token), then the module report, validated and checked. */
 export const initialize = (
   client: ModuleClientShape,
   managed: Managed,
   http: HttpConfig,
   endpoint: string,
+  token: string,
   moduleConfig: unknown
 ): Effect.Effect<ModuleReport, ComponentFailure> => {
   const moduleId = managed.config.module_id ?? managed.id
@@ -60,7 +61,7 @@ export const initialize = (
   return client.postJson(endpoint, http.init_path, init, {
     timeoutMs: http.request_timeout_ms,
     maxResponseBytes: http.max_response_bytes
-  }).pipe(
+  }, bearerHeaders(token)).pipe(
     Effect.mapError((error) => failure(managed, "InitFailed", `middleware-init failed: ${error.message}`)),
     Effect.flatMap((reply) =>
       Schema.decodeUnknown(ModuleReport)(reply.body).pipe(

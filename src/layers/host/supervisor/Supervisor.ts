@@ -72,6 +72,8 @@ export const makeSupervisor = (
     const lifecycle = (managed: Managed): Effect.Effect<void> =>
       Effect.gen(function*() {
         yield* transition(managed, "starting", "start requested", { lastError: null, report: null, lastStop: null })
+        // Launches in a row that found the host out of descriptors: retried with backoff, outside the budget.
+        let starved = 0
         while (true) {
           const end = yield* runComponentOnce(run, managed)
           yield* Ref.set(managed.child, Option.none())
@@ -80,6 +82,20 @@ export const makeSupervisor = (
             yield* transition(managed, "failed", reason, { lastError: reason, pid: null, endpoint: null })
             return
           }
+          if (end._tag === "OutOfDescriptors") {
+            const { backoff_initial_ms, backoff_max_ms } = managed.config.restart_policy
+            const delayMs = Math.min(backoff_max_ms, backoff_initial_ms * 2 ** Math.min(starved++, 16))
+            const at = yield* Clock.currentTimeMillis
+            yield* transition(
+              managed,
+              "starting",
+              `${end.detail}; the host is out of descriptors, retrying in ${delayMs} ms (not counted against the restart budget)`,
+              { lastError: end.detail, pid: null, endpoint: null, nextAttemptAt: at + delayMs, report: null }
+            )
+            yield* Effect.sleep(Duration.millis(delayMs))
+            continue
+          }
+          starved = 0
           const now = yield* Clock.currentTimeMillis
           const jitter = yield* Random.next
           const state = yield* SubscriptionRef.get(managed.state)
@@ -121,7 +137,8 @@ export const makeSupervisor = (
           last_health: state.lastHealth,
           last_error: state.lastError,
           report: state.report,
-          recent_log: recent
+          recent_log: recent,
+          isolation: run.launcher.isolation
         }
       })
 
@@ -200,7 +217,7 @@ export const makeSupervisor = (
       ),
       route: (id) =>
         Effect.flatMap(lookup(id), (managed) =>
-          Effect.map(SubscriptionRef.get(managed.state), (state) => ({ phase: state.phase, endpoint: state.endpoint }))),
+          Effect.map(SubscriptionRef.get(managed.state), (state) => ({ phase: state.phase, endpoint: state.endpoint, token: state.token }))),
       invocationTimedOut: (id) => Effect.flatMap(lookup(id), (managed) => health.unhealthy(managed, "invocation timed out", null)).pipe(Effect.ignore),
       events: Stream.fromPubSub(events),
       subscribe: Stream.fromPubSub(events, { scoped: true })

@@ -298,10 +298,10 @@ describe("loadHostConfig errors name the file, the JSON path and the reason", ()
       expect(configError(error)).toEqual({
         file: file("data/config/50-dator.json"),
         path: `components["middleware.dator"].http.request_timeout_ms`,
-        reason: "expected a positive integer, got \"5s\""
+        reason: "expected an integer between 1 and 86400000, got \"5s\""
       })
       expect(error.message).toBe(
-        `${file("data/config/50-dator.json")}: components["middleware.dator"].http.request_timeout_ms: expected a positive integer, got "5s"`
+        `${file("data/config/50-dator.json")}: components["middleware.dator"].http.request_timeout_ms: expected an integer between 1 and 86400000, got "5s"`
       )
     }))
 

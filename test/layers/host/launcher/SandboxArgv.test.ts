@@ -1,36 +1,88 @@
 import { describe, expect, it } from "@effect/vitest"
-import { sandboxAddressSpaceBytes, wrapCommand } from "../../../../src/layers/host/launcher/SandboxArgv.js"
+import { initScript } from "../../../../src/layers/host/launcher/PidIsolation.js"
+import { type LaunchTools, sandboxAddressSpaceBytes, wrapCommand } from "../../../../src/layers/host/launcher/SandboxArgv.js"
 
 describe("wrapCommand", () => {
-  const tools = { setpriv: "/usr/bin/setpriv", prlimit: "/usr/bin/prlimit", shell: "/bin/sh" }
+  const groupsOnly: LaunchTools = {
+    setpriv: "/usr/bin/setpriv",
+    prlimit: "/usr/bin/prlimit",
+    mount: "/usr/bin/mount",
+    shell: "/bin/sh",
+    namespaces: undefined,
+    root: true
+  }
+  const namespaced: LaunchTools = { ...groupsOnly, namespaces: { unshare: "/usr/bin/unshare", env: "/usr/bin/env", userNamespace: false } }
   const command = { executable: "/bin/sleep", args: ["1"], env: {} }
+  const unshare = ["/usr/bin/unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--"]
 
-  it("wraps every child in setpriv --pdeathsig KILL, and nothing more for sandbox none", () => {
-    expect(wrapCommand({ ...command, sandbox: "none" }, tools)).toEqual({
+  it("wraps every child in setpriv --pdeathsig KILL, and nothing more for sandbox none without namespaces", () => {
+    expect(wrapCommand({ ...command, sandbox: "none" }, groupsOnly)).toEqual({
       file: "/usr/bin/setpriv",
-      args: ["--pdeathsig", "KILL", "--", "/bin/sleep", "1"]
+      args: ["--pdeathsig", "KILL", "--", "/bin/sleep", "1"],
+      namespaced: false
     })
   })
 
   it("adds no_new_privs, prlimit and a umask 077 shell for module-restricted", () => {
-    expect(wrapCommand({ ...command, sandbox: "module-restricted" }, tools)).toEqual({
+    expect(wrapCommand({ ...command, sandbox: "module-restricted" }, groupsOnly)).toEqual({
       file: "/usr/bin/setpriv",
       args: [
         "--pdeathsig", "KILL", "--no-new-privs", "--",
         "/usr/bin/prlimit", "--nofile=1024:1024", `--as=${sandboxAddressSpaceBytes}`, "--",
         "/bin/sh", "-c", "umask 077; unset PWD; exec \"$@\"", "sh",
         "/bin/sleep", "1"
-      ]
+      ],
+      namespaced: false
     })
     expect(sandboxAddressSpaceBytes).toBe(4 * 1024 ** 3)
   })
 
   it("runs unwrapped without setpriv, and keeps a PWD given in env", () => {
-    const none = { setpriv: undefined, prlimit: undefined, shell: "/bin/sh" }
-    expect(wrapCommand({ ...command, sandbox: "none" }, none)).toEqual({ file: "/bin/sleep", args: ["1"] })
+    const none: LaunchTools = { setpriv: undefined, prlimit: undefined, mount: undefined, shell: "/bin/sh", namespaces: undefined, root: true }
+    expect(wrapCommand({ ...command, sandbox: "none" }, none)).toEqual({ file: "/bin/sleep", args: ["1"], namespaced: false })
     expect(wrapCommand({ ...command, env: { PWD: "/x" }, sandbox: "module-restricted" }, none)).toEqual({
       file: "/bin/sh",
-      args: ["-c", "umask 077; exec \"$@\"", "sh", "/bin/sleep", "1"]
+      args: ["-c", "umask 077; exec \"$@\"", "sh", "/bin/sleep", "1"],
+      namespaced: false
     })
+  })
+
+  it("puts every child first in its own PID namespace, under an init, inside setpriv --pdeathsig KILL", () => {
+    expect(wrapCommand({ ...command, sandbox: "none" }, namespaced)).toEqual({
+      file: "/usr/bin/setpriv",
+      args: [
+        "--pdeathsig", "KILL", "--",
+        ...unshare,
+        "/bin/sh", "-c", initScript("/usr/bin/env", "unset PWD; "), "corral-init",
+        "/bin/sleep", "1"
+      ],
+      namespaced: true
+    })
+  })
+
+  it("module-restricted as another user: its own dir is bound over /tmp, then the switch (no capabilities, pdeathsig again)", () => {
+    const own = { user: { uid: 998, gid: 997 }, ownDir: "/data/work/m" }
+    expect(wrapCommand({ ...command, sandbox: "module-restricted", ...own }, namespaced)).toEqual({
+      file: "/usr/bin/setpriv",
+      args: [
+        "--pdeathsig", "KILL", "--no-new-privs", "--",
+        ...unshare,
+        "/bin/sh", "-c", "/usr/bin/mount --bind -- \"$0\" /tmp && cd /tmp && exec \"$@\"", "/data/work/m",
+        "/usr/bin/setpriv", "--pdeathsig", "KILL", "--reuid=998", "--regid=997", "--clear-groups", "--inh-caps=-all",
+        "--bounding-set=-all", "--",
+        "/usr/bin/prlimit", "--nofile=1024:1024", `--as=${sandboxAddressSpaceBytes}`, "--",
+        "/bin/sh", "-c", initScript("/usr/bin/env", "umask 077; unset PWD; "), "corral-init",
+        "/bin/sleep", "1"
+      ],
+      namespaced: true
+    })
+  })
+
+  it("without namespaces the user switch joins the outer setpriv; a non-root host maps its own user", () => {
+    expect(wrapCommand({ ...command, env: { PWD: "/x" }, sandbox: "module-restricted", user: { uid: 998, gid: 997 } }, groupsOnly).args.slice(0, 9))
+      .toEqual(["--pdeathsig", "KILL", "--no-new-privs", "--reuid=998", "--regid=997", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"])
+    const user = { ...namespaced, namespaces: { unshare: "/usr/bin/unshare", env: "/usr/bin/env", userNamespace: true } }
+    expect(wrapCommand({ ...command, sandbox: "none" }, user).args.slice(3, 10))
+      .toEqual(["/usr/bin/unshare", "--user", "--map-current-user", "--pid", "--fork", "--kill-child", "--mount-proc"])
   })
 })

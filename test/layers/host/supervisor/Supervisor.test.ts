@@ -181,4 +181,54 @@ describe("Supervisor (simulated processes, TestClock)", () => {
       expect(stopped?.reason).toContain("killed")
       expect(yield* control.running).toEqual([])
     }))
+
+  it.scoped("gives each run a fresh token in its environment only, routes with it while it runs, and forgets it after", () =>
+    Effect.gen(function*() {
+      const { supervisor, control } = yield* harness({ ready: true, healthy: true, contractVersion: "1" })
+      yield* supervisor.start("sim.one")
+      const first = yield* control.nextLaunch
+      yield* awaitPhase(supervisor, "sim.one", "ready")
+      const token = first.spec.env["CORRAL_MODULE_TOKEN"] ?? ""
+      expect(token).toMatch(/^[0-9a-f]{64}$/)
+      expect((yield* supervisor.route("sim.one")).token).toBe(token)
+      expect([first.spec.executable, ...first.spec.args].join(" ")).not.toContain(token)
+      expect(JSON.stringify(yield* supervisor.get("sim.one"))).not.toContain(token)
+      yield* control.crash(first.pid, 1)
+      yield* awaitPhase(supervisor, "sim.one", "starting")
+      expect((yield* supervisor.route("sim.one")).token).toBeNull()
+      yield* TestClock.adjust("1 second")
+      const second = yield* control.nextLaunch
+      yield* awaitPhase(supervisor, "sim.one", "ready")
+      const next = second.spec.env["CORRAL_MODULE_TOKEN"]
+      expect(next).not.toBe(token)
+      expect((yield* supervisor.route("sim.one")).token).toBe(next)
+      yield* supervisor.stop("sim.one")
+      expect((yield* supervisor.route("sim.one")).token).toBeNull()
+    }))
+
+  it.scoped("http.transport unix: a socket in the host's 0700 run/modules, no port, and {port} in the launch is refused", () =>
+    Effect.gen(function*() {
+      const { supervisor, control } = yield* harness({ ready: true, healthy: true, contractVersion: "1" }, {
+        http: { ...component.http, transport: "unix" },
+        launch: { executable: "/bin/true", args: ["--socket", "{socket}"] }
+      })
+      yield* supervisor.start("sim.one")
+      const launch = yield* control.nextLaunch
+      const socketPath = launch.spec.env["CORRAL_MODULE_SOCKET"] ?? ""
+      expect(socketPath.endsWith(Path.join("run", "modules", "sim.one.sock"))).toBe(true)
+      expect(launch.spec.args).toEqual(["--socket", socketPath])
+      expect(launch.spec.env["CORRAL_MODULE_PORT"]).toBeUndefined()
+      expect(Fs.statSync(Path.dirname(socketPath)).mode & 0o777).toBe(0o700)
+      yield* awaitPhase(supervisor, "sim.one", "ready")
+      expect((yield* supervisor.route("sim.one")).endpoint).toBe(`unix:${socketPath}`)
+
+      const refused = yield* harness({ ready: true, healthy: true, contractVersion: "1" }, {
+        http: { ...component.http, transport: "unix" },
+        launch: { executable: "/bin/true", args: ["--port", "{port}"] }
+      })
+      yield* refused.supervisor.start("sim.one")
+      const failed = yield* awaitPhase(refused.supervisor, "sim.one", "failed")
+      expect(failed.last_error).toContain("launch uses {port} but http.transport is \"unix\"")
+      expect(yield* refused.control.launches).toEqual([])
+    }))
 })

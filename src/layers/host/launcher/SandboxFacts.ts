@@ -1,0 +1,26 @@
+/**
+ * What the sandbox gives children on this machine, as the operator sees it in `corral config show`:
+ * the isolation (and why it is only process groups, when it is) and whether `module-restricted`
+ * switches modules to their `run_as` user (root hosts only).
+ */
+import type { Isolation } from "../../../services/host/ProcessLauncher.js"
+import { findTools, isolationOf } from "./SandboxArgv.js"
+
+/** The runtime facts of the sandbox, in the JSON names `config show` prints. */
+export interface SandboxFacts {
+  readonly isolation: Isolation
+  /** Why children get no PID namespace here (only with `process-group-only`). */
+  readonly isolation_problem?: string
+  /** Whether `module-restricted` modules run as their `run_as` user (false: as the host's user). */
+  readonly run_as_enforced: boolean
+}
+
+/** Probes this machine (one short `unshare` run) and says what children get; logs nothing. */
+export const sandboxFacts = (): SandboxFacts => {
+  const { namespaces, tools } = findTools()
+  return {
+    isolation: isolationOf(tools),
+    ...(namespaces._tag === "Unavailable" ? { isolation_problem: namespaces.reason } : {}),
+    run_as_enforced: tools.root && tools.setpriv !== undefined
+  }
+}
