@@ -1,6 +1,5 @@
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
@@ -13,27 +12,11 @@ import {
 } from "../../../../src/layers/host/config/ConfigLoader.js"
 import { hostDefaults } from "../../../../src/layers/host/hostDefaults.js"
 import { HostConfig } from "../../../../src/services/host/HostConfig.js"
+import { configTree, removeConfigTrees } from "./configTree.js"
 
-const roots: Array<string> = []
-afterEach(() => {
-  for (const root of roots.splice(0)) Fs.rmSync(root, { recursive: true, force: true })
-})
+afterEach(removeConfigTrees)
 
-/** A temp tree with `modules/` and `data/`; string contents are written as-is, anything else as JSON. */
-const tree = (files: Readonly<Record<string, unknown>>) => {
-  const root = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "corral-config-"))
-  roots.push(root)
-  for (const [relative, content] of Object.entries(files)) {
-    const file = NodePath.join(root, relative)
-    Fs.mkdirSync(NodePath.dirname(file), { recursive: true })
-    Fs.writeFileSync(file, typeof content === "string" ? content : JSON.stringify(content, null, 2))
-  }
-  return {
-    root,
-    file: (relative: string) => NodePath.join(root, relative),
-    options: { modulesDir: NodePath.join(root, "modules"), dataDir: NodePath.join(root, "data"), hostDefaults }
-  }
-}
+const tree = configTree
 
 /** Every entry under `root` with its mode, size, mtime and content hash. */
 const snapshot = (root: string): Array<string> =>
@@ -192,8 +175,7 @@ describe("loadHostConfig", () => {
 
   it.effect("with no modules or data directory the config is the host defaults", () =>
     Effect.gen(function*() {
-      const root = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "corral-config-"))
-      roots.push(root)
+      const { root } = tree({})
       const missing = { modulesDir: NodePath.join(root, "no-modules"), dataDir: NodePath.join(root, "no-data") }
 
       const withDefaults = yield* loadHostConfig({ ...missing, hostDefaults })
