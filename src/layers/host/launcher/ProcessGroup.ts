@@ -22,6 +22,8 @@ export interface GroupLeader {
 
 /** Sends `signal` to the whole group led by `pgid`; false when the group is already empty. */
 const signalGroup = (pgid: number, signal: NodeJS.Signals | 0): boolean => {
+  // kill(-0) would signal the host's own group and kill(-1) every process it may signal: never.
+  if (!Number.isInteger(pgid) || pgid <= 1) return false
   try {
     process.kill(-pgid, signal)
     return true
