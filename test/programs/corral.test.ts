@@ -3,7 +3,7 @@ import * as Path from "node:path"
 import { spawnSync } from "node:child_process"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { control, fixturesDir, isAlive, makeDataDir, removeDataDirs, startHost } from "../support/hostProcess.js"
+import { control, fixturesDir, isAlive, killPid, makeDataDir, removeDataDirs, startHost } from "../support/hostProcess.js"
 import { cmdlineOf, descendantsOf, environOf } from "../support/processTree.js"
 import { waitUntil } from "../support/rawHttp.js"
 
@@ -68,8 +68,8 @@ describe("corral up (bundled Dator and Arca under supervision)", () => {
     Effect.gen(function*() {
       const host = yield* startHost(makeDataDir())
       const dator = host.up.components.find((c) => c.id === "middleware.dator")
-      const firstPid = dator?.pid ?? 0
-      process.kill(firstPid, "SIGKILL")
+      const firstPid = dator?.pid ?? null
+      killPid(firstPid)
       yield* Effect.promise(() =>
         waitUntil(async () => {
           const view = (await control(host, "GET", "/v1/components/middleware.dator")).body as { phase: string; pid: number | null }

@@ -113,3 +113,12 @@ export const isAlive = (pid: number): boolean => {
     return false
   }
 }
+
+/**
+ * SIGKILLs exactly `pid`. A missing pid is a test failure, never `kill(0)`: that would kill the test
+ * runner's own process group (and with it the whole suite).
+ */
+export const killPid = (pid: number | null | undefined): void => {
+  if (pid === null || pid === undefined || !Number.isInteger(pid) || pid <= 1) throw new Error(`refusing to kill pid ${String(pid)}`)
+  process.kill(pid, "SIGKILL")
+}

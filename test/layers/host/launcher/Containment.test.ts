@@ -11,6 +11,7 @@ import { Effect } from "effect"
 import { ProcessLauncherLive } from "../../../../src/layers/host/launcher/ProcessLauncher.js"
 import { detectTools, wrapCommand } from "../../../../src/layers/host/launcher/SandboxArgv.js"
 import { type ChildHandle, type LaunchSpec, ProcessLauncher } from "../../../../src/services/host/ProcessLauncher.js"
+import { killPid } from "../../../support/hostProcess.js"
 import { liveSleepers, sleepMarker, waitUntil } from "./processTable.js"
 
 const escaper = Path.resolve(import.meta.dirname, "../../../fixtures/escaper.py")
@@ -41,10 +42,9 @@ const waitForLine = (handle: ChildHandle, line: string) =>
 const diesWithKilledHost = (argv: ReadonlyArray<string>, marker: string) =>
   Effect.gen(function*() {
     const host = spawn(process.execPath, [orphanHost, JSON.stringify(argv)], { stdio: ["ignore", "ignore", "inherit"] })
-    const hostPid = host.pid ?? 0
     yield* Effect.addFinalizer(() => Effect.sync(() => host.exitCode === null && host.signalCode === null && host.kill("SIGKILL")))
     expect(yield* waitUntil(() => liveSleepers(marker).length === 1, 5_000)).toBe(true)
-    process.kill(hostPid, "SIGKILL")
+    killPid(host.pid)
     const gone = yield* waitUntil(() => liveSleepers(marker).length === 0, 2_000)
     // Never leave the survivor behind for the next test, whatever the assertion says.
     for (const pid of liveSleepers(marker)) process.kill(pid, "SIGKILL")

@@ -8,6 +8,7 @@ import { Effect, Exit, Scope } from "effect"
 import { makeProcessLauncher, ProcessLauncherLive } from "../../../../src/layers/host/launcher/ProcessLauncher.js"
 import { detectTools, wrapCommand } from "../../../../src/layers/host/launcher/SandboxArgv.js"
 import { type ChildHandle, type LaunchSpec, ProcessLauncher } from "../../../../src/services/host/ProcessLauncher.js"
+import { killPid } from "../../../support/hostProcess.js"
 import { groupOf, isAlive, liveSleepers, procStat, sleepMarker, waitUntil } from "./processTable.js"
 
 const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "corral-launcher-test-"))
@@ -83,7 +84,7 @@ describe("ProcessLauncherLive", () => {
         host.stdout.once("data", (data: Buffer) => resume(Effect.succeed(Number(data.toString().trim()))))
       })
       expect(yield* waitUntil(() => liveSleepers(marker).length === 1, 2_000)).toBe(true)
-      process.kill(host.pid ?? 0, "SIGKILL")
+      killPid(host.pid)
       expect(yield* waitUntil(() => liveSleepers(marker).length === 0, 2_000)).toBe(true)
     }))
 
