@@ -24,9 +24,11 @@ export const makeShutdownUrgency: Effect.Effect<ShutdownUrgencyShape> = Effect.m
 
 /**
  * `wait`, cut short when urgency is declared in the context (returns `undefined` then); `wait`
- * unchanged where no `ShutdownUrgency` is provided. The wait is made interruptible, so the cut also
- * works inside a finalizer (where everything is uninterruptible by default).
+ * unchanged where no `ShutdownUrgency` is provided. Works inside finalizers too (see below).
  */
 export const unlessUrgent = <A, E, R>(wait: Effect.Effect<A, E, R>): Effect.Effect<A | undefined, E, R> =>
   Effect.flatMap(Effect.serviceOption(ShutdownUrgency), (urgency) =>
-    urgency._tag === "None" ? wait : Effect.raceFirst(Effect.interruptible(wait), Effect.as(urgency.value.declared, undefined)))
+    urgency._tag === "None"
+      ? wait
+      // Both sides interruptible: in a finalizer the race's loser must still be interruptible, or the race hangs on it.
+      : Effect.raceFirst(Effect.interruptible(wait), Effect.interruptible(Effect.as(urgency.value.declared, undefined))))

@@ -4,6 +4,7 @@
  * outlives it), and for `module-restricted` no_new_privs, another user without capabilities (root
  * hosts), `prlimit` limits and umask 077. Also finds those tools at start and says what is missing.
  */
+import * as Fs from "node:fs"
 import { Effect } from "effect"
 import type { Isolation, LaunchSpec } from "../../../services/host/ProcessLauncher.js"
 import { initScript, type NamespaceSupport, type NamespaceTool, probeNamespaces, unshareOptions } from "./PidIsolation.js"
@@ -17,10 +18,11 @@ export const sandboxAddressSpaceBytes = 4 * 1024 * 1024 * 1024
 
 /**
  * Where a child that runs as another user under a PID (and so mount) namespace finds its own directory:
- * bind-mounted over `/tmp` in its private mount view (a private /tmp, as systemd's PrivateTmp), since the
- * real path usually crosses directories it may not search (a 0700 data dir, root's home).
+ * bind-mounted over `/media` in its private mount view, since the real path usually crosses directories
+ * it may not search (a 0700 data dir, root's home). Not `/tmp`: the module's own code (a package
+ * checked out under /tmp, as CI does) must stay visible; `/media` is an empty mount point on Debian.
  */
-export const ownDirMountPoint = "/tmp"
+export const ownDirMountPoint = "/media"
 
 /** Helper programs the launcher wraps children with; an absent one (`undefined`) is skipped. */
 export interface LaunchTools {
@@ -28,6 +30,8 @@ export interface LaunchTools {
   readonly prlimit: string | undefined
   /** util-linux `mount`, for the bind of a switched child's own directory. */
   readonly mount: string | undefined
+  /** Whether `ownDirMountPoint` is a directory here (the bind needs one). */
+  readonly ownDirMountPointExists: boolean
   readonly shell: string
   /** PID namespaces for every child; `undefined`: process groups only (warned at start, shown to the operator). */
   readonly namespaces: NamespaceTool | undefined
@@ -51,7 +55,15 @@ export interface WrappedCommand {
 
 /** Whether a child switched to another user gets its own directory at `ownDirMountPoint` with `tools`. */
 export const mountsOwnDir = (tools: LaunchTools): boolean =>
-  tools.namespaces !== undefined && tools.mount !== undefined && tools.setpriv !== undefined
+  tools.namespaces !== undefined && tools.mount !== undefined && tools.setpriv !== undefined && tools.ownDirMountPointExists
+
+const isDirectory = (path: string): boolean => {
+  try {
+    return Fs.statSync(path).isDirectory()
+  } catch {
+    return false
+  }
+}
 
 /** How far children are contained with `tools`. */
 export const isolationOf = (tools: LaunchTools): Isolation =>
@@ -62,7 +74,7 @@ export const isolationOf = (tools: LaunchTools): Isolation =>
  * `unshare --pid --fork --kill-child --mount-proc --` with `setpriv --pdeathsig KILL --reuid --regid
  * --clear-groups --inh-caps=-all --bounding-set=-all --` inside it when `user` is given (the uid change
  * clears the parent-death signal, so it is set again) — preceded, as root, by the bind of `ownDir` over
- * `/tmp` — then for `module-restricted` `prlimit --nofile --as --`, then `sh -c` (the namespace init, or
+ * `ownDirMountPoint` — then for `module-restricted` `prlimit --nofile --as --`, then `sh -c` (the namespace init, or
  * for `module-restricted` alone `umask 077; exec "$@"`).
  */
 export const wrapCommand = (
@@ -119,6 +131,7 @@ export const findTools = (): { readonly tools: LaunchTools; readonly namespaces:
       setpriv: linux ? firstExecutable(["/usr/bin/setpriv", "/bin/setpriv"]) : undefined,
       prlimit: linux ? firstExecutable(["/usr/bin/prlimit", "/bin/prlimit"]) : undefined,
       mount: linux ? firstExecutable(["/usr/bin/mount", "/bin/mount"]) : undefined,
+      ownDirMountPointExists: isDirectory(ownDirMountPoint),
       shell,
       namespaces: namespaces._tag === "Available" ? namespaces.tool : undefined,
       root: process.getuid?.() === 0

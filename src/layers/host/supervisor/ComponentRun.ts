@@ -95,7 +95,7 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
       const values = { ...listen.right.placeholders, data_dir: context.dataDir, component_id: managed.id }
       const cwd = launch.cwd !== undefined ? substitutePlaceholders(launch.cwd, values) : workDir
       // A module run as its own user reaches nothing of the data dir; its data lives in its work dir, at
-      // the path the launcher gives it there (its private /tmp when it has a mount namespace).
+      // the path the launcher gives it there (its own directory bind-mounted at /media when it has a mount namespace).
       const dataDirOfModule = switchesUser && workDir !== undefined ? context.launcher.ownDirPath(workDir) : context.dataDir
       const spec: LaunchSpec = {
         name: managed.id,

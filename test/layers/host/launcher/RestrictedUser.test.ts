@@ -20,7 +20,7 @@ if (!isRoot) console.log("RestrictedUser.test: skipped: a user switch needs a ro
 
 const probe = Path.resolve(import.meta.dirname, "../../../fixtures/restricted_probe.py")
 // Searchable by anyone, so only the host's own modes (run/ 0700, work/ 0700, 0600 files) stand in the way;
-// not under /tmp, which the module sees as its own work dir, so the modes are what is tested.
+// under /var/tmp where there is one, so the host's modes, not the sticky /tmp, are what is tested.
 const root = Fs.mkdtempSync(Path.join(Fs.existsSync("/var/tmp") ? "/var/tmp" : Os.tmpdir(), "corral-restricted-test-"))
 Fs.chmodSync(root, 0o755)
 afterAll(() => Fs.rmSync(root, { recursive: true, force: true }))

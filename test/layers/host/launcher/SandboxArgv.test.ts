@@ -7,6 +7,7 @@ describe("wrapCommand", () => {
     setpriv: "/usr/bin/setpriv",
     prlimit: "/usr/bin/prlimit",
     mount: "/usr/bin/mount",
+    ownDirMountPointExists: true,
     shell: "/bin/sh",
     namespaces: undefined,
     root: true
@@ -38,7 +39,7 @@ describe("wrapCommand", () => {
   })
 
   it("runs unwrapped without setpriv, and keeps a PWD given in env", () => {
-    const none: LaunchTools = { setpriv: undefined, prlimit: undefined, mount: undefined, shell: "/bin/sh", namespaces: undefined, root: true }
+    const none: LaunchTools = { setpriv: undefined, prlimit: undefined, mount: undefined, ownDirMountPointExists: true, shell: "/bin/sh", namespaces: undefined, root: true }
     expect(wrapCommand({ ...command, sandbox: "none" }, none)).toEqual({ file: "/bin/sleep", args: ["1"], namespaced: false })
     expect(wrapCommand({ ...command, env: { PWD: "/x" }, sandbox: "module-restricted" }, none)).toEqual({
       file: "/bin/sh",
@@ -60,14 +61,14 @@ describe("wrapCommand", () => {
     })
   })
 
-  it("module-restricted as another user: its own dir is bound over /tmp, then the switch (no capabilities, pdeathsig again)", () => {
+  it("module-restricted as another user: its own dir is bound over /media, then the switch (no capabilities, pdeathsig again)", () => {
     const own = { user: { uid: 998, gid: 997 }, ownDir: "/data/work/m" }
     expect(wrapCommand({ ...command, sandbox: "module-restricted", ...own }, namespaced)).toEqual({
       file: "/usr/bin/setpriv",
       args: [
         "--pdeathsig", "KILL", "--no-new-privs", "--",
         ...unshare,
-        "/bin/sh", "-c", "/usr/bin/mount --bind -- \"$0\" /tmp && cd /tmp && exec \"$@\"", "/data/work/m",
+        "/bin/sh", "-c", "/usr/bin/mount --bind -- \"$0\" /media && cd /media && exec \"$@\"", "/data/work/m",
         "/usr/bin/setpriv", "--pdeathsig", "KILL", "--reuid=998", "--regid=997", "--clear-groups", "--inh-caps=-all",
         "--bounding-set=-all", "--",
         "/usr/bin/prlimit", "--nofile=1024:1024", `--as=${sandboxAddressSpaceBytes}`, "--",
