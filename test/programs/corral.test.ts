@@ -19,8 +19,11 @@ describe("corral up (bundled Dator and Arca under supervision)", () => {
   it.scopedLive("starts both modules, serves the control API with its token, flows a hook through both, and drains on SIGTERM", () =>
     Effect.gen(function*() {
       const dataDir = makeDataDir()
+      // As an operator's `mkdir` leaves it: the host closes it to others (config and traces are private).
+      Fs.chmodSync(dataDir, 0o755)
       const host = yield* startHost(dataDir)
       expect(host.up.components.map((c) => [c.id, c.phase])).toEqual([["middleware.arca", "ready"], ["middleware.dator", "ready"]])
+      expect(Fs.statSync(dataDir).mode & 0o777).toBe(0o700)
       expect(Fs.statSync(Path.join(dataDir, "run")).mode & 0o777).toBe(0o700)
       expect(Fs.statSync(Path.join(dataDir, "run", "control.token")).mode & 0o777).toBe(0o600)
       expect(JSON.parse(Fs.readFileSync(Path.join(dataDir, "run", "control.json"), "utf8"))).toMatchObject({ url: host.url, pid: host.child.pid })

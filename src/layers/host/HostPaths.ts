@@ -1,6 +1,6 @@
 /**
  * The host's data directory, laid out and created: everything under it exists when the layer is
- * built, and `run/` is 0700 whatever it was before (it holds the token and the broker socket).
+ * built, and the data dir and `run/` are 0700 whatever they were before.
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -29,7 +29,11 @@ export const HostPathsLive = (options: { readonly dataDir: string; readonly modu
     HostPaths,
     Effect.sync(() => {
       const paths = hostPaths(options.dataDir, options.modulesDir)
-      for (const dir of [paths.dataDir, paths.config, paths.logs, paths.trace]) Fs.mkdirSync(dir, { recursive: true })
+      // The data dir holds config (with launch.env secrets), logs and traces: only the host's user reads it.
+      // Modules never need to walk it: a restricted module sees its work dir through its own mount.
+      Fs.mkdirSync(paths.dataDir, { recursive: true, mode: 0o700 })
+      Fs.chmodSync(paths.dataDir, 0o700)
+      for (const dir of [paths.config, paths.logs, paths.trace]) Fs.mkdirSync(dir, { recursive: true })
       Fs.mkdirSync(paths.run, { recursive: true, mode: 0o700 })
       Fs.chmodSync(paths.run, 0o700)
       return paths
