@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Ref, Schema, TestClock } from "effect"
-import { makeInProcessExecutor } from "../../../src/layers/host/Executors.js"
+import { makeInProcessExecutor } from "../../../src/layers/host/executors/InProcessExecutor.js"
 import { runHook } from "../../../src/layers/host/HookRunner.js"
 import { type HookSpec, hookSpec, HookResult } from "../../../src/services/host/HookRunner.js"
 import { InvocationRecord } from "../../../src/services/host/Traces.js"

@@ -1,10 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
-import { type ExecutorComponent, makeLocalHttpExecutor, makeSupervisedHttpExecutor } from "../../../src/layers/host/Executors.js"
-import { makeModuleClient } from "../../../src/layers/host/ModuleClient.js"
-import { ComponentConfig } from "../../../src/services/host/HostConfig.js"
-import type { WorkflowEnvelope } from "../../../src/services/host/MiddlewareContract.js"
-import { startHeaderModule } from "../../support/headerModule.js"
+import type { ExecutorComponent } from "../../../../src/layers/host/executors/ExecutorLimits.js"
+import { makeLocalHttpExecutor, makeSupervisedHttpExecutor } from "../../../../src/layers/host/executors/HttpExecutors.js"
+import { makeModuleClient } from "../../../../src/layers/host/ModuleClient.js"
+import { ComponentConfig } from "../../../../src/services/host/HostConfig.js"
+import type { WorkflowEnvelope } from "../../../../src/services/host/MiddlewareContract.js"
+import { startHeaderModule } from "../../../support/headerModule.js"
 
 const envelope: WorkflowEnvelope = { id: "env-1", hook: "ingress", subject: "user:42", payload: {} }
 

@@ -1,20 +1,17 @@
 import { spawn } from "node:child_process"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Ref, Schema, TestClock } from "effect"
-import type { ComponentRoute } from "../../../src/services/host/Component.js"
-import {
-  type ExecutorComponent,
-  makeCommandStdioExecutor,
-  makeExecutor,
-  makeInProcessExecutor,
-  makeLocalHttpExecutor,
-  makeSupervisedHttpExecutor
-} from "../../../src/layers/host/Executors.js"
-import { makeModuleClient } from "../../../src/layers/host/ModuleClient.js"
-import { ComponentConfig } from "../../../src/services/host/HostConfig.js"
-import type { WorkflowEnvelope } from "../../../src/services/host/MiddlewareContract.js"
-import { LaunchError, ProcessLauncher, type RunResult } from "../../../src/services/host/ProcessLauncher.js"
-import { answerJson, answerText, refusedPort, startFakeModule, streamForever } from "../../support/fakeModule.js"
+import type { ComponentRoute } from "../../../../src/services/host/Component.js"
+import { makeCommandStdioExecutor } from "../../../../src/layers/host/executors/CommandStdioExecutor.js"
+import type { ExecutorComponent } from "../../../../src/layers/host/executors/ExecutorLimits.js"
+import { makeExecutor } from "../../../../src/layers/host/executors/Executors.js"
+import { makeLocalHttpExecutor, makeSupervisedHttpExecutor } from "../../../../src/layers/host/executors/HttpExecutors.js"
+import { makeInProcessExecutor } from "../../../../src/layers/host/executors/InProcessExecutor.js"
+import { makeModuleClient } from "../../../../src/layers/host/ModuleClient.js"
+import { ComponentConfig } from "../../../../src/services/host/HostConfig.js"
+import type { WorkflowEnvelope } from "../../../../src/services/host/MiddlewareContract.js"
+import { LaunchError, ProcessLauncher, type RunResult } from "../../../../src/services/host/ProcessLauncher.js"
+import { answerJson, answerText, refusedPort, startFakeModule, streamForever } from "../../../support/fakeModule.js"
 
 const envelope: WorkflowEnvelope = { id: "env-1", hook: "ingress", subject: "user:42", payload: { text: "hello" } }
 

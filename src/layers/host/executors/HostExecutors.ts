@@ -4,13 +4,13 @@
  */
 import * as Path from "node:path"
 import { Effect, Layer } from "effect"
-import { EffectiveConfig } from "../../services/host/EffectiveConfig.js"
-import { type Executor, Executors, InProcessFunctions } from "../../services/host/Executor.js"
-import type { ConfigError } from "../../services/host/HostConfig.js"
-import { HostPaths } from "../../services/host/HostPaths.js"
-import { ModuleClient } from "../../services/host/ModuleClient.js"
-import type { ProcessLauncher } from "../../services/host/ProcessLauncher.js"
-import { Supervisor } from "../../services/host/Supervisor.js"
+import { EffectiveConfig } from "../../../services/host/EffectiveConfig.js"
+import { type Executor, Executors, InProcessFunctions } from "../../../services/host/Executor.js"
+import type { ConfigError } from "../../../services/host/HostConfig.js"
+import { HostPaths } from "../../../services/host/HostPaths.js"
+import { ModuleClient } from "../../../services/host/ModuleClient.js"
+import type { ProcessLauncher } from "../../../services/host/ProcessLauncher.js"
+import { Supervisor } from "../../../services/host/Supervisor.js"
 import { makeExecutor } from "./Executors.js"
 
 /** No `in_process` functions: the default of `corral up`. */

@@ -1,0 +1,119 @@
+/**
+ * What every executor kind shares: the component's call limits, a concurrency permit taken without
+ * waiting (`Busy`), a deadline with a backstop, decision decoding, and the mapping of client and
+ * launcher errors to `ExecutorError` reasons.
+ */
+import { Effect, Inspectable, Option, ParseResult, Predicate, Schema } from "effect"
+import type { Phase } from "../../../services/host/Component.js"
+import { ExecutorError, type Executor } from "../../../services/host/Executor.js"
+import { type ComponentConfig, defaultHttpConfig } from "../../../services/host/HostConfig.js"
+import { MiddlewareDecision, type WorkflowEnvelope } from "../../../services/host/MiddlewareContract.js"
+import { type CallLimits, type ModuleCallError } from "../../../services/host/ModuleClient.js"
+import { type LaunchError } from "../../../services/host/ProcessLauncher.js"
+import { parseIssueLines } from "../../../services/system/ParseIssues.js"
+
+/** A component as the executors see it: its config with its id filled in. */
+export type ExecutorComponent = ComponentConfig & { readonly id: string }
+
+
+
+/**
+ * Extra time an outer deadline leaves the client or launcher to report its own timeout (and clean up
+ * its socket or process group) before the executor interrupts it.
+ */
+export const backstopMs = 1_000
+
+/** Characters of a parse error or an output quoted in an error message. */
+export const summaryLength = 400
+
+export const truncate = (text: string): string => {
+  const flat = text.replace(/\s+/g, " ").trim()
+  return flat.length > summaryLength ? `${flat.slice(0, summaryLength)}…` : flat
+}
+
+export const describe = (value: unknown): string =>
+  Predicate.hasProperty(value, "message") && typeof value.message === "string"
+    ? value.message
+    : Inspectable.toStringUnknown(value)
+
+export const executorError = (
+  component: string,
+  reason: ExecutorError["reason"],
+  message: string,
+  phase?: Phase
+): ExecutorError =>
+  new ExecutorError({ component, reason, message: `component ${component}: ${message}`, ...(phase === undefined ? {} : { phase }) })
+
+export const limitsOf = (component: ExecutorComponent): CallLimits => {
+  const http = component.http ?? defaultHttpConfig
+  return { timeoutMs: http.request_timeout_ms, maxResponseBytes: http.max_response_bytes }
+}
+
+export const kindOf = (value: unknown): string =>
+  Array.isArray(value) ? "an array" : value === null ? "null" : `a ${typeof value}`
+
+/** The parse error in a line: one issue per JSON path (`payload: is missing`). */
+export const summarizeInvalid = (answer: unknown, error: ParseResult.ParseError): string => {
+  if (typeof answer !== "object" || answer === null || Array.isArray(answer)) {
+    return `expected a JSON object like {"decision":"allow"}, got ${kindOf(answer)}`
+  }
+  return truncate(parseIssueLines(error).join("; "))
+}
+
+/** Decodes an answer as a `MiddlewareDecision`; an invalid one fails with `InvalidDecision` and what is wrong. */
+export const decodeDecision = (component: string, answer: unknown): Effect.Effect<MiddlewareDecision, ExecutorError> =>
+  Effect.mapError(
+    Schema.decodeUnknown(MiddlewareDecision)(answer),
+    (error) => executorError(component, "InvalidDecision", `invalid decision: ${summarizeInvalid(answer, error)}`)
+  )
+
+/**
+ * Wraps an invocation in a non-waiting permit (`Busy` when all are held) and a deadline of
+ * `deadlineMs` that interrupts it (`Timeout`, reported as `timeoutMs`, the configured limit).
+ */
+export const bounded = (
+  component: string,
+  maxConcurrency: number,
+  timeoutMs: number,
+  deadlineMs: number,
+  attempt: (envelope: WorkflowEnvelope) => Effect.Effect<MiddlewareDecision, ExecutorError>
+): Effect.Effect<Executor> =>
+  Effect.map(Effect.makeSemaphore(maxConcurrency), (permits): Executor => ({
+    component,
+    invoke: (envelope) =>
+      attempt(envelope).pipe(
+        Effect.timeoutFail({
+          duration: deadlineMs,
+          onTimeout: () => executorError(component, "Timeout", `no decision within ${timeoutMs} ms`)
+        }),
+        permits.withPermitsIfAvailable(1),
+        Effect.flatMap(Option.match({
+          onNone: () =>
+            Effect.fail(executorError(component, "Busy", `all ${maxConcurrency} concurrency permits are held; try again later`)),
+          onSome: Effect.succeed
+        }))
+      )
+  }))
+
+export const fromCallError = (component: string, error: ModuleCallError): ExecutorError => {
+  switch (error.reason) {
+    case "BadJson":
+      return executorError(component, "InvalidDecision", error.message)
+    case "Status":
+    case "Timeout":
+    case "TooLarge":
+    case "Unreachable":
+      return executorError(component, error.reason, error.message)
+  }
+}
+
+export const fromLaunchError = (component: string, error: LaunchError): ExecutorError => {
+  switch (error.reason) {
+    case "Spawn":
+      return executorError(component, "Crashed", `could not start: ${error.message}`)
+    case "Timeout":
+      return executorError(component, "Timeout", error.message)
+    case "OutputTooLarge":
+      return executorError(component, "TooLarge", error.message)
+  }
+}
