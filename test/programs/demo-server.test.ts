@@ -1,3 +1,4 @@
+import * as Fs from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { get, keepAliveAgent, request } from "../support/rawHttp.js"
@@ -67,6 +68,25 @@ describe("demo server limits", () => {
       const refused = yield* Effect.promise(() => request(demo.port, "/hello"))
       expect(refused.status).toBe(503)
       expect((yield* Effect.promise(() => slow)).status).toBe(504)
+      expect((yield* Effect.promise(() => request(demo.port, "/hello"))).status).toBe(200)
+    }))
+})
+
+describe("demo server signals", () => {
+  it.scopedLive("SIGUSR1 opens no debugger: the demo keeps serving and the inspector's port stays closed", () =>
+    Effect.gen(function*() {
+      const inspectorListening = () =>
+        ["/proc/net/tcp", "/proc/net/tcp6"].some((file) =>
+          Fs.readFileSync(file, "utf8").split("\n").some((line) => {
+            const fields = line.trim().split(/\s+/)
+            return fields[1]?.endsWith(":2405") === true && fields[3] === "0A"
+          }))
+      const before = inspectorListening()
+      const demo = yield* startDemo([])
+      demo.child.kill("SIGUSR1")
+      yield* Effect.sleep("500 millis")
+      expect(demo.child.exitCode).toBeNull()
+      if (!before) expect(inspectorListening()).toBe(false)
       expect((yield* Effect.promise(() => request(demo.port, "/hello"))).status).toBe(200)
     }))
 })
