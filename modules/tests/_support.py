@@ -60,11 +60,11 @@ def quiet_log(*_args: Any, **_kwargs: Any) -> None:
 
 def capture_logs(case: Any) -> "io.StringIO":
     """Sends the SDK's log lines to a buffer for the rest of the test."""
-    import corral_module
+    import module_log
     from unittest import mock
 
     buffer = io.StringIO()
-    patcher = mock.patch.object(corral_module, "LOG_STREAM", buffer)
+    patcher = mock.patch.object(module_log, "LOG_STREAM", buffer)
     patcher.start()
     case.addCleanup(patcher.stop)
     return buffer

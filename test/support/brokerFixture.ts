@@ -85,14 +85,15 @@ export const backendSocketsIn = (runDir: string): ReadonlyArray<string> => {
 
 /**
  * Creates `<dir>/services` (mode 0700: the broker refuses one writable by group or others) and
- * `<dir>/echo_backend.py`, an executable copy of the echo backend on the real interpreter.
+ * `<dir>/echo_backend.py`, an executable copy of the echo backend on `interpreter` (default: the real
+ * one; a backend run as another user needs one that user can run, such as `/usr/bin/python3`).
  */
-export const makeEchoServices = (dir: string): EchoServices => {
+export const makeEchoServices = (dir: string, interpreter: string = python): EchoServices => {
   const servicesDir = Path.join(dir, "services")
   Fs.mkdirSync(servicesDir, { recursive: true, mode: 0o700 })
   Fs.chmodSync(servicesDir, 0o700)
   const backend = Path.join(dir, "echo_backend.py")
-  Fs.writeFileSync(backend, `#!${python}\n${echoBackend}`, { mode: 0o755 })
+  Fs.writeFileSync(backend, `#!${interpreter}\n${echoBackend}`, { mode: 0o755 })
   const define = (name: string, fields: Readonly<Record<string, unknown>> = {}) => {
     const { launch, ...rest } = fields
     const definition = {

@@ -62,7 +62,9 @@ export const ServiceDefinition = Schema.Struct({
       message: () => `expected a number of seconds above 0 and at most ${maxDurationMs / 1000} (24 h)`
     })
   )),
-  sandbox_profile: Schema.optionalWith(SandboxProfile, { default: () => "none" as const })
+  sandbox_profile: Schema.optionalWith(SandboxProfile, { default: () => "none" as const }),
+  /** `module-restricted` on a root host: the user the backend runs as; absent: the default module user. */
+  run_as: Schema.optional(Schema.NonEmptyString)
 })
 /** One service definition. */
 export type ServiceDefinition = typeof ServiceDefinition.Type

@@ -55,7 +55,12 @@ export const LaunchConfig = Schema.Struct({
   executable: Schema.NonEmptyString,
   args: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
   cwd: Schema.optional(Schema.NonEmptyString),
-  env: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { default: () => ({}) })
+  env: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { default: () => ({}) }),
+  /**
+   * `module-isolated`: the module's own directory, the only code it sees (read-only). Default: the
+   * directory of the first absolute argument naming an existing file (its script).
+   */
+  module_dir: Schema.optional(Schema.NonEmptyString)
 })
 /** How a component's process is started. */
 export type LaunchConfig = typeof LaunchConfig.Type
@@ -109,8 +114,11 @@ export const RestartPolicy = Schema.Struct({
 /** When a supervised component is restarted after it fails. */
 export type RestartPolicy = typeof RestartPolicy.Type
 
-/** Named sandbox profiles; an unknown name is a config error. */
-export const SandboxProfile = Schema.Literal("none", "module-restricted")
+/**
+ * Named sandbox profiles; an unknown name is a config error. `module-isolated` is `module-restricted`
+ * plus a private mount view (bubblewrap) holding only the system, the module's directory and its work dir.
+ */
+export const SandboxProfile = Schema.Literal("none", "module-restricted", "module-isolated")
 /** Named sandbox profiles. */
 export type SandboxProfile = typeof SandboxProfile.Type
 

@@ -37,10 +37,15 @@ export interface LaunchSpec {
   readonly env: Readonly<Record<string, string>>
   readonly sandbox: SandboxProfile
   /**
-   * `module-restricted` on a root host: the user the child runs as (no capabilities, no supplementary
+   * `module-restricted`/`module-isolated` on a root host: the user the child runs as (no capabilities, no supplementary
    * groups). Omitted: the child keeps the host's user. Ignored, with a warning, on a non-root host.
    */
   readonly runAs?: string
+  /**
+   * `module-isolated`: the module's own directory, visible read-only in its private mount view (with the
+   * bundled `../sdk` beside it). Omitted: the directory of the first absolute argument naming a file.
+   */
+  readonly moduleDir?: string
   /** `cwd` is the child's own directory: when the child runs as another user, it is handed to that user. */
   readonly ownsCwd?: boolean
   /** Where stdout and stderr go (appended, rotated); omitted: kept in memory only. */
@@ -97,13 +102,13 @@ export class LaunchError extends Schema.TaggedError<LaunchError>()("LaunchError"
 export interface ProcessLauncherShape {
   /** How far children are contained on this machine (decided once, at start). */
   readonly isolation: Isolation
-  /** Whether `spec` will run as a user other than the host's (`runAs` given, `module-restricted`, host is root). */
+  /** Whether `spec` will run as a user other than the host's (`runAs` given, `module-restricted` or `-isolated`, root host). */
   readonly switchesUser: (spec: Pick<LaunchSpec, "sandbox" | "runAs">) => boolean
   /**
-   * The path at which a child that runs as another user reaches its own directory `cwd` (`ownsCwd`):
-   * `/tmp` in its private mount view where there is one, else `cwd` itself.
+   * The path at which a child that runs as another user, or in a `module-isolated` view, reaches its own
+   * directory `cwd` (`ownsCwd`): `/media` in its private mount view where there is one, else `cwd` itself.
    */
-  readonly ownDirPath: (cwd: string) => string
+  readonly ownDirPath: (cwd: string, sandbox?: SandboxProfile) => string
   /** Starts a long-lived child; the scope's end stops it with `stopTimeoutMs`. */
   readonly launch: (spec: LaunchSpec, stopTimeoutMs: number) => Effect.Effect<ChildHandle, LaunchError, Scope.Scope>
   /** Runs a child to completion with `stdin` as its input; killed (whole group) past `timeoutMs` or past `maxStdoutBytes`. */

@@ -23,7 +23,8 @@ const launchFingerprint = (definition: ServiceDefinition, executable: string): s
     args: definition.launch.args,
     env: definition.launch.env,
     endpoint: definition.endpoint.kind,
-    sandbox: definition.sandbox_profile
+    sandbox: definition.sandbox_profile,
+    runAs: definition.run_as
   })).slice(0, 12)
 
 /** What a registry key is made of, resolved at acquire time. */

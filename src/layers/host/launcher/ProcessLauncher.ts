@@ -1,7 +1,8 @@
 /**
  * ProcessLauncherLive: real children, each leading its own process group and first in its own PID
  * namespace where the machine allows, wrapped in `setpriv --pdeathsig KILL` (and the sandbox tools, with
- * `module-restricted` children of a root host switched to their unprivileged user), with a clean
+ * `module-restricted` and `module-isolated` children of a root host switched to their unprivileged user,
+ * `module-isolated` ones in a private mount view), with a clean
  * environment, both pipes always drained into a rotating log, and TERM → grace → KILL stops in which
  * every wait is bounded. Here: `launch` and `run`.
  */
@@ -21,7 +22,16 @@ import { makeRotatingFile, type RotatingFile } from "../../system/RotatingFile.j
 import { type ModuleUser, resolveModuleUser } from "./ModuleUser.js"
 import { pumpOutput } from "./OutputPump.js"
 import { awaitWithin, killGroup, stopGroup } from "./ProcessGroup.js"
-import { detectTools, isolationOf, type LaunchTools, mountsOwnDir, ownDirMountPoint } from "./SandboxArgv.js"
+import { moduleDirOf, moduleDirsOf, outsideView } from "./IsolatedView.js"
+import {
+  detectTools,
+  isolatedUnavailable,
+  isolationOf,
+  type LaunchTools,
+  mountsOwnDir,
+  ownDirMountPoint,
+  restrictedProfile
+} from "./SandboxArgv.js"
 import { resolveExecutable, spawnError, workingDirectory } from "./SpawnChecks.js"
 import { spawnChild } from "./SpawnChild.js"
 
@@ -49,20 +59,47 @@ const inOwnScope = <A, E>(acquire: Effect.Effect<A, E, Scope.Scope>): Effect.Eff
         Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
       )))
 
-/** What a spawn needs once the spec is checked: the user to switch to (if any), the directory, the executable. */
+/**
+ * What a spawn needs once the spec is checked: the user to switch to (if any), the directory, the
+ * executable, and for `module-isolated` the directories its view holds read-only.
+ */
 interface Prepared {
   readonly user: ModuleUser | undefined
   readonly cwd: string | undefined
   readonly executable: string
+  readonly moduleDirs: ReadonlyArray<string> | undefined
 }
 
 /** Resolves (and caches) a `run_as` user; a failure is a sentence naming the user and what to do. */
 type UserLookup = (name: string) => Effect.Effect<ModuleUser, string>
 
-/** Whether `spec` runs as another user with `tools`: `module-restricted`, a `runAs`, and a root host. */
+/** Whether `spec` runs as another user with `tools`: `module-restricted` or `-isolated`, a `runAs`, and a root host. */
 const switchesUser = (tools: LaunchTools) => (spec: Pick<LaunchSpec, "sandbox" | "runAs">): boolean =>
-  tools.root && spec.sandbox === "module-restricted" && spec.runAs !== undefined
+  tools.root && restrictedProfile(spec.sandbox) && spec.runAs !== undefined
 
+/**
+ * `module-isolated`: the view's read-only directories, after checking that bwrap and namespaces are
+ * here, that the module's directory is known, and that the child's cwd is its own (it is mounted
+ * writable, so a shared one, such as the module dir, is refused).
+ */
+const isolatedDirs = (tools: LaunchTools, spec: LaunchSpec): Effect.Effect<ReadonlyArray<string>, LaunchError> =>
+  Effect.suspend(() => {
+    const unavailable = isolatedUnavailable(tools)
+    if (unavailable !== undefined) return Effect.fail(spawnError(spec, unavailable))
+    if (spec.cwd !== undefined && spec.ownsCwd !== true) {
+      return Effect.fail(spawnError(spec, `sandbox "module-isolated" mounts the working directory writable; drop launch.cwd (${spec.cwd}) so it gets its own`))
+    }
+    const moduleDir = moduleDirOf(spec)
+    if (moduleDir === undefined) {
+      return Effect.fail(spawnError(
+        spec,
+        spec.moduleDir !== undefined
+          ? `sandbox "module-isolated": launch.module_dir "${spec.moduleDir}" is not a directory`
+          : "sandbox \"module-isolated\" needs the module's directory: give launch.module_dir, or the script as an absolute path in launch.args"
+      ))
+    }
+    return Effect.succeed(moduleDirsOf(moduleDir))
+  })
 const prepare = (tools: LaunchTools, users: UserLookup, spec: LaunchSpec): Effect.Effect<Prepared, LaunchError, Scope.Scope> =>
   Effect.gen(function*() {
     let user: ModuleUser | undefined
@@ -72,16 +109,19 @@ const prepare = (tools: LaunchTools, users: UserLookup, spec: LaunchSpec): Effec
       }
       user = yield* Effect.mapError(users(spec.runAs), (detail) => spawnError(spec, detail))
     }
+    const moduleDirs = spec.sandbox === "module-isolated" ? yield* isolatedDirs(tools, spec) : undefined
     const cwd = yield* workingDirectory(spec, user)
     const executable = yield* resolveExecutable(spec, spec.cwd ?? process.cwd(), user)
     // Checked again at every launch (not only at config load): a file swapped since then is refused.
     yield* Effect.mapError(checkExecutableTrusted(executable), (untrusted) => spawnError(spec, `refusing to run it: ${untrusted.message}`))
-    return { user, cwd, executable }
+    const hidden = moduleDirs === undefined || tools.bwrap === undefined ? undefined : outsideView(executable, tools.bwrap, moduleDirs)
+    if (hidden !== undefined) return yield* spawnError(spec, hidden)
+    return { user, cwd, executable, moduleDirs }
   })
 
 const makeLaunch = (tools: LaunchTools, users: UserLookup): ProcessLauncherShape["launch"] => (spec, stopTimeoutMs) =>
   inOwnScope(Effect.gen(function*() {
-    const { cwd, executable, user } = yield* prepare(tools, users, spec)
+    const { cwd, executable, moduleDirs, user } = yield* prepare(tools, users, spec)
     const log: RotatingFile | undefined = spec.logFile === undefined
       ? undefined
       : yield* makeRotatingFile(spec.logFile, spec.rotation ?? defaultRotation)
@@ -95,7 +135,7 @@ const makeLaunch = (tools: LaunchTools, users: UserLookup): ProcessLauncherShape
     // Uninterruptible from spawn until the stop is registered, so no child escapes its scope; the
     // forked fibers are made interruptible again so the scope can end them.
     const spawned = yield* Effect.uninterruptible(Effect.gen(function*() {
-      const spawned = yield* spawnChild(spec, executable, cwd, tools, user)
+      const spawned = yield* spawnChild(spec, executable, cwd, tools, user, moduleDirs)
       const { child } = spawned
       child.stdin.end()
       yield* Effect.forkScoped(Effect.interruptible(
@@ -136,7 +176,7 @@ const makeLaunch = (tools: LaunchTools, users: UserLookup): ProcessLauncherShape
 
 const makeRun = (tools: LaunchTools, users: UserLookup): ProcessLauncherShape["run"] => (spec, stdin, limits) =>
   Effect.scoped(Effect.gen(function*() {
-    const { cwd, executable, user } = yield* prepare(tools, users, spec)
+    const { cwd, executable, moduleDirs, user } = yield* prepare(tools, users, spec)
     const log: RotatingFile | undefined = spec.logFile === undefined
       ? undefined
       : yield* makeRotatingFile(spec.logFile, spec.rotation ?? defaultRotation)
@@ -175,7 +215,7 @@ const makeRun = (tools: LaunchTools, users: UserLookup): ProcessLauncherShape["r
     // The release KILLs whatever is left of the group (after a timeout, an overflow, or background
     // processes of a finished command), bounded like every other wait.
     const spawned = yield* Effect.acquireRelease(
-      spawnChild(spec, executable, cwd, tools, user),
+      spawnChild(spec, executable, cwd, tools, user, moduleDirs),
       (spawned) =>
         Effect.flatMap(killGroup(spawned.pid), (survivors) =>
           survivors.length > 0
@@ -236,7 +276,8 @@ export const makeProcessLauncher = (tools: LaunchTools): Effect.Effect<ProcessLa
       return {
         isolation: isolationOf(tools),
         switchesUser: switchesUser(tools),
-        ownDirPath: (cwd) => (mountsOwnDir(tools) ? ownDirMountPoint : cwd),
+        ownDirPath: (cwd, sandbox) =>
+          (mountsOwnDir(tools) || (sandbox === "module-isolated" && isolatedUnavailable(tools) === undefined) ? ownDirMountPoint : cwd),
         launch: makeLaunch(tools, users),
         run: makeRun(tools, users)
       }
@@ -245,7 +286,8 @@ export const makeProcessLauncher = (tools: LaunchTools): Effect.Effect<ProcessLa
 
 /**
  * The real process launcher. At build it probes for PID namespaces and warns once, loudly, about what
- * children lose here: no `setpriv` or `prlimit`, no PID namespaces, no user switch on a non-root host.
+ * children lose here: no `setpriv` or `prlimit`, no PID namespaces, no user switch on a non-root host,
+ * no `bwrap` for `module-isolated`.
  */
 export const ProcessLauncherLive: Layer.Layer<ProcessLauncher> = Layer.effect(
   ProcessLauncher,

@@ -2,11 +2,13 @@
  * The argv a child really runs under, built purely: `setpriv --pdeathsig KILL` (it dies with the host),
  * where the machine allows `unshare` into its own PID namespace with a tiny init (nothing it starts
  * outlives it), and for `module-restricted` no_new_privs, another user without capabilities (root
- * hosts), `prlimit` limits and umask 077. Also finds those tools at start and says what is missing.
+ * hosts), `prlimit` limits and umask 077; `module-isolated` adds a private mount view (`bwrap`, see
+ * `IsolatedView`). Also finds those tools at start and says what is missing.
  */
 import * as Fs from "node:fs"
 import { Effect } from "effect"
 import type { Isolation, LaunchSpec } from "../../../services/host/ProcessLauncher.js"
+import { type BwrapTool, bwrapMissing, bwrapOptions, findBwrap } from "./IsolatedView.js"
 import { initScript, type NamespaceSupport, type NamespaceTool, probeNamespaces, unshareOptions } from "./PidIsolation.js"
 import { executableStatus } from "./SpawnChecks.js"
 
@@ -37,6 +39,8 @@ export interface LaunchTools {
   readonly namespaces: NamespaceTool | undefined
   /** Whether the host runs as root, so `module-restricted` can switch to an unprivileged user. */
   readonly root: boolean
+  /** bubblewrap, for `module-isolated`; `undefined`: not installed (such a module fails to launch). */
+  readonly bwrap: BwrapTool | undefined
 }
 
 /** The user a child is switched to (by numbers: no lookup happens in the child). */
@@ -57,6 +61,18 @@ export interface WrappedCommand {
 export const mountsOwnDir = (tools: LaunchTools): boolean =>
   tools.namespaces !== undefined && tools.mount !== undefined && tools.setpriv !== undefined && tools.ownDirMountPointExists
 
+/** Profiles with the limits of `module-restricted` (user switch on root, no_new_privs, rlimits, umask 077). */
+export const restrictedProfile = (sandbox: LaunchSpec["sandbox"]): boolean =>
+  sandbox === "module-restricted" || sandbox === "module-isolated"
+
+/** Why `module-isolated` cannot be given here with `tools`, or `undefined` when it can. */
+export const isolatedUnavailable = (tools: LaunchTools): string | undefined =>
+  tools.bwrap === undefined
+    ? bwrapMissing
+    : tools.namespaces === undefined
+    ? "sandbox \"module-isolated\" needs PID namespaces, which this machine does not give (see isolation in corral config show)"
+    : undefined
+
 const isDirectory = (path: string): boolean => {
   try {
     return Fs.statSync(path).isDirectory()
@@ -76,16 +92,27 @@ export const isolationOf = (tools: LaunchTools): Isolation =>
  * clears the parent-death signal, so it is set again) — preceded, as root, by the bind of `ownDir` over
  * `ownDirMountPoint` — then for `module-restricted` `prlimit --nofile --as --`, then `sh -c` (the namespace init, or
  * for `module-restricted` alone `umask 077; exec "$@"`).
+ *
+ * `module-isolated` (given `moduleDirs` and `ownDir`, bwrap and namespaces): `bwrap` takes the place of
+ * the bind and of the init, outside the user switch: it runs as root inside the namespace, builds the view
+ * and, being the namespace's PID 1 (which no TERM from the host reaches), waits for the command and
+ * exits with its status (128+N for signal N, as the init does); inside it `umask 077; exec "$@"`.
  */
 export const wrapCommand = (
   command: Pick<LaunchSpec, "executable" | "args" | "sandbox" | "env"> & {
     readonly user?: SwitchedUser
-    /** The child's own directory (its cwd), mounted at `ownDirMountPoint` when `user` is given. */
+    /** The child's own directory (its cwd), mounted at `ownDirMountPoint` when `user` is given or in a view. */
     readonly ownDir?: string
+    /** `module-isolated`: the directories the view holds read-only (see `IsolatedView.moduleDirsOf`). */
+    readonly moduleDirs?: ReadonlyArray<string>
   },
   tools: LaunchTools
 ): WrappedCommand => {
-  const restricted = command.sandbox === "module-restricted"
+  const restricted = restrictedProfile(command.sandbox)
+  const view = command.sandbox === "module-isolated" && tools.bwrap !== undefined && tools.namespaces !== undefined &&
+      command.moduleDirs !== undefined && command.ownDir !== undefined
+    ? { tool: tools.bwrap, moduleDirs: command.moduleDirs, workDir: command.ownDir }
+    : undefined
   const user = command.user
   let argv: ReadonlyArray<string> = command.args
   let file = command.executable
@@ -95,8 +122,9 @@ export const wrapCommand = (
   }
   // The shell exports PWD on its own; unset it so the environment stays exactly PATH + env.
   const prelude = `${restricted ? "umask 077; " : ""}${"PWD" in command.env ? "" : "unset PWD; "}`
-  if (tools.namespaces !== undefined) prepend(tools.shell, "-c", initScript(tools.namespaces.env, prelude), "corral-init")
-  else if (restricted) prepend(tools.shell, "-c", `${prelude}exec "$@"`, "sh")
+  if (tools.namespaces !== undefined && view === undefined) {
+    prepend(tools.shell, "-c", initScript(tools.namespaces.env, prelude), "corral-init")
+  } else if (restricted) prepend(tools.shell, "-c", `${prelude}exec "$@"`, "sh")
   if (restricted && tools.prlimit !== undefined) {
     prepend(tools.prlimit, `--nofile=${sandboxOpenFiles}:${sandboxOpenFiles}`, `--as=${sandboxAddressSpaceBytes}`, "--")
   }
@@ -105,7 +133,9 @@ export const wrapCommand = (
     : [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
   if (tools.namespaces !== undefined) {
     if (tools.setpriv !== undefined && switchUser.length > 0) prepend(tools.setpriv, "--pdeathsig", "KILL", ...switchUser, "--")
-    if (switchUser.length > 0 && command.ownDir !== undefined && mountsOwnDir(tools)) {
+    if (view !== undefined) {
+      prepend(view.tool.bwrap, ...bwrapOptions(view.tool, { ...view, mountPoint: ownDirMountPoint }))
+    } else if (switchUser.length > 0 && command.ownDir !== undefined && mountsOwnDir(tools)) {
       const bind = `${tools.mount} --bind -- "$0" ${ownDirMountPoint} && cd ${ownDirMountPoint} && exec "$@"`
       prepend(tools.shell, "-c", bind, command.ownDir)
     }
@@ -134,7 +164,8 @@ export const findTools = (): { readonly tools: LaunchTools; readonly namespaces:
       ownDirMountPointExists: isDirectory(ownDirMountPoint),
       shell,
       namespaces: namespaces._tag === "Available" ? namespaces.tool : undefined,
-      root: process.getuid?.() === 0
+      root: process.getuid?.() === 0,
+      bwrap: findBwrap()
     },
     namespaces
   }
@@ -160,6 +191,9 @@ export const detectTools: Effect.Effect<LaunchTools> = Effect.gen(function*() {
         "module or backend starts that leaves its process group (setsid, double fork) can outlive its " +
         "component and the host"
     )
+  }
+  if (process.platform === "linux" && tools.bwrap === undefined) {
+    yield* Effect.logWarning(`${bwrapMissing}; components with that profile fail to launch`)
   }
   if (!tools.root) {
     yield* Effect.logWarning(

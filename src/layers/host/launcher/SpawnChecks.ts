@@ -88,7 +88,7 @@ export const resolveExecutable = (
 
 /**
  * The child's working directory: `spec.cwd` (checked; handed to `user` when `spec.ownsCwd`), or for
- * `module-restricted` a private 0700 directory under the OS temp dir (owned by `user` when given),
+ * `module-restricted` and `module-isolated` a private 0700 directory under the OS temp dir (owned by `user` when given),
  * removed when the scope closes; otherwise the host's.
  */
 export const workingDirectory = (
@@ -103,7 +103,7 @@ export const workingDirectory = (
       ? Effect.as(spec.ownsCwd === true ? giveTo(cwd) : Effect.void, cwd)
       : Effect.fail(spawnError(spec, `working directory "${cwd}" does not exist or is not a directory`))
   }
-  if (spec.sandbox !== "module-restricted") return Effect.succeed(undefined)
+  if (spec.sandbox !== "module-restricted" && spec.sandbox !== "module-isolated") return Effect.succeed(undefined)
   const privateDir = Effect.acquireRelease(
     Effect.try({
       try: () => {

@@ -21,20 +21,28 @@ export interface Spawned extends GroupLeader {
 }
 
 /**
- * Spawns `spec` (already resolved to `executable`; as `user` when given) as a process-group leader and
- * waits for Node's `spawn` or `error` event. Run it uninterruptibly and register the stop right after.
+ * Spawns `spec` (already resolved to `executable`; as `user` when given; for `module-isolated` in a view
+ * holding `moduleDirs` read-only and its `cwd` writable) as a process-group leader and waits for Node's
+ * `spawn` or `error` event. Run it uninterruptibly and register the stop right after.
  */
 export const spawnChild = (
   spec: LaunchSpec,
   executable: string,
   cwd: string | undefined,
   tools: LaunchTools,
-  user?: SwitchedUser
+  user?: SwitchedUser,
+  moduleDirs?: ReadonlyArray<string>
 ): Effect.Effect<Spawned, LaunchError> =>
   Effect.flatMap(Deferred.make<ExitInfo>(), (exited) =>
     Effect.async<Spawned, LaunchError>((resume) => {
-      const own = user !== undefined && spec.ownsCwd === true && cwd !== undefined ? { user, ownDir: cwd } : {}
-      const command = wrapCommand({ ...spec, executable, ...(user === undefined ? {} : { user }), ...own }, tools)
+      // A view always gets its cwd (its own, checked in `prepare`); a plain user switch only an owned one.
+      const ownsDir = moduleDirs !== undefined || (user !== undefined && spec.ownsCwd === true)
+      const own = {
+        ...(user === undefined ? {} : { user }),
+        ...(ownsDir && cwd !== undefined ? { ownDir: cwd } : {}),
+        ...(moduleDirs === undefined ? {} : { moduleDirs })
+      }
+      const command = wrapCommand({ ...spec, executable, ...own }, tools)
       const via = command.file === executable ? "" : ` (through ${command.file})`
       let child: ChildProcessWithoutNullStreams
       try {

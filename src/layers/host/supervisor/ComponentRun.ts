@@ -76,11 +76,14 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
       if (launch === undefined || http === undefined) return fatal(managed, "LaunchFailed", "http_local_json needs launch and http")
       const runAs = component.run_as ?? defaultModuleUser
       const switchesUser = context.launcher.switchesUser({ sandbox: component.sandbox_profile, runAs })
-      const workDir = launch.cwd === undefined && component.sandbox_profile === "module-restricted"
+      const sandbox = component.sandbox_profile
+      const workDir = launch.cwd === undefined && (sandbox === "module-restricted" || sandbox === "module-isolated")
         ? yield* privateWorkDir(context.dataDir, managed.id)
         : undefined
+      // Its own mount view (module-isolated) hides run/ whatever the user, as running as its own user does.
+      const ownView = switchesUser || sandbox === "module-isolated"
       // A module run as its own user cannot reach run/: a unix socket goes in its own work dir (its cwd).
-      const socketPlace: SocketPlace = !switchesUser
+      const socketPlace: SocketPlace = !ownView
         ? { _tag: "HostDir" }
         : workDir !== undefined
         ? { _tag: "OwnDir", dir: workDir }
@@ -96,12 +99,13 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
       const cwd = launch.cwd !== undefined ? substitutePlaceholders(launch.cwd, values) : workDir
       // A module run as its own user reaches nothing of the data dir; its data lives in its work dir, at
       // the path the launcher gives it there (its own directory bind-mounted at /media when it has a mount namespace).
-      const dataDirOfModule = switchesUser && workDir !== undefined ? context.launcher.ownDirPath(workDir) : context.dataDir
+      const dataDirOfModule = ownView && workDir !== undefined ? context.launcher.ownDirPath(workDir, sandbox) : context.dataDir
       const spec: LaunchSpec = {
         name: managed.id,
         executable: substitutePlaceholders(launch.executable, values),
         args: launch.args.map((arg) => substitutePlaceholders(arg, values)),
         ...(cwd === undefined ? {} : { cwd }),
+        ...(launch.module_dir === undefined ? {} : { moduleDir: substitutePlaceholders(launch.module_dir, values) }),
         env: {
           ...Object.fromEntries(Object.entries(launch.env).map(([k, v]) => [k, substitutePlaceholders(v, values)])),
           CORRAL_MODULE_ID: component.module_id ?? managed.id,
@@ -110,7 +114,7 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
           CORRAL_MODULE_TOKEN: token,
           CORRAL_DATA_DIR: dataDirOfModule
         },
-        sandbox: component.sandbox_profile,
+        sandbox,
         runAs,
         // The private work dir is the module's own: handed to its user when it runs as one.
         ownsCwd: launch.cwd === undefined,

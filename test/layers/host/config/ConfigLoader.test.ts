@@ -311,7 +311,7 @@ describe("loadHostConfig errors name the file, the JSON path and the reason", ()
       expect(configError(error)).toEqual({
         file: file("data/config/50-dator.json"),
         path: `components["middleware.dator"].sandbox_profile`,
-        reason: "expected one of \"none\", \"module-restricted\", got \"module-restrictd\"; did you mean \"module-restricted\"?"
+        reason: "expected one of \"none\", \"module-restricted\", \"module-isolated\", got \"module-restrictd\"; did you mean \"module-restricted\"?"
       })
     }))
 

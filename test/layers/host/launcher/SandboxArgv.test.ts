@@ -10,7 +10,8 @@ describe("wrapCommand", () => {
     ownDirMountPointExists: true,
     shell: "/bin/sh",
     namespaces: undefined,
-    root: true
+    root: true,
+    bwrap: undefined
   }
   const namespaced: LaunchTools = { ...groupsOnly, namespaces: { unshare: "/usr/bin/unshare", env: "/usr/bin/env", userNamespace: false } }
   const command = { executable: "/bin/sleep", args: ["1"], env: {} }
@@ -39,7 +40,7 @@ describe("wrapCommand", () => {
   })
 
   it("runs unwrapped without setpriv, and keeps a PWD given in env", () => {
-    const none: LaunchTools = { setpriv: undefined, prlimit: undefined, mount: undefined, ownDirMountPointExists: true, shell: "/bin/sh", namespaces: undefined, root: true }
+    const none: LaunchTools = { setpriv: undefined, prlimit: undefined, mount: undefined, ownDirMountPointExists: true, shell: "/bin/sh", namespaces: undefined, root: true, bwrap: undefined }
     expect(wrapCommand({ ...command, sandbox: "none" }, none)).toEqual({ file: "/bin/sleep", args: ["1"], namespaced: false })
     expect(wrapCommand({ ...command, env: { PWD: "/x" }, sandbox: "module-restricted" }, none)).toEqual({
       file: "/bin/sh",
@@ -73,6 +74,30 @@ describe("wrapCommand", () => {
         "--bounding-set=-all", "--",
         "/usr/bin/prlimit", "--nofile=1024:1024", `--as=${sandboxAddressSpaceBytes}`, "--",
         "/bin/sh", "-c", initScript("/usr/bin/env", "umask 077; unset PWD; "), "corral-init",
+        "/bin/sleep", "1"
+      ],
+      namespaced: true
+    })
+  })
+
+  it("module-isolated: bwrap builds the view as root and is the namespace's PID 1; the switch runs inside it, no init", () => {
+    const bwrap = { bwrap: "/usr/bin/bwrap", systemView: ["--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin"], systemRoots: ["/usr"] }
+    const own = { user: { uid: 998, gid: 997 }, ownDir: "/data/work/m", moduleDirs: ["/srv/modules/m", "/srv/modules/sdk"] }
+    expect(wrapCommand({ ...command, sandbox: "module-isolated", ...own }, { ...namespaced, bwrap })).toEqual({
+      file: "/usr/bin/setpriv",
+      args: [
+        "--pdeathsig", "KILL", "--no-new-privs", "--",
+        ...unshare,
+        "/usr/bin/bwrap", "--die-with-parent", "--unshare-ipc",
+        "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
+        "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+        "--perms", "0755", "--dir", "/srv", "--perms", "0755", "--dir", "/srv/modules",
+        "--ro-bind", "/srv/modules/m", "/srv/modules/m", "--ro-bind", "/srv/modules/sdk", "/srv/modules/sdk",
+        "--bind", "/data/work/m", "/media", "--chdir", "/media", "--",
+        "/usr/bin/setpriv", "--pdeathsig", "KILL", "--reuid=998", "--regid=997", "--clear-groups", "--inh-caps=-all",
+        "--bounding-set=-all", "--",
+        "/usr/bin/prlimit", "--nofile=1024:1024", `--as=${sandboxAddressSpaceBytes}`, "--",
+        "/bin/sh", "-c", "umask 077; unset PWD; exec \"$@\"", "sh",
         "/bin/sleep", "1"
       ],
       namespaced: true
