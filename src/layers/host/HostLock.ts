@@ -19,6 +19,16 @@ const startTicks = (pid: number): string | undefined => {
   }
 }
 
+/** Whether a process `pid` exists (EPERM: it does, but is someone else's). */
+const signalable = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return errorCode(error) === "EPERM"
+  }
+}
+
 const decodeRecord = Schema.decodeUnknownEither(HostLockRecord)
 
 /** The record in `file`: `live` when its process still runs, `stale` when not, `unreadable` when it cannot be parsed. */
@@ -26,7 +36,11 @@ const inspect = (file: string) => {
   const text = Fs.readFileSync(file, "utf8")
   const record = decodeRecord(text)
   if (Either.isLeft(record)) return { _tag: "unreadable", text } as const
-  const live = startTicks(record.right.pid) === record.right.start_ticks
+  const live = record.right.pid <= 1
+    ? false
+    : record.right.start_ticks === ""
+    ? signalable(record.right.pid) // no /proc where it was written: the pid alone must do
+    : startTicks(record.right.pid) === record.right.start_ticks
   return { _tag: live ? "live" : "stale", text, pid: record.right.pid } as const
 }
 
@@ -57,10 +71,16 @@ const acquire = (dataDir: string, lockFile: string) =>
             if (errorCode(error) === "ENOENT") continue // another starting host moved it first
             throw error
           }
-          // Between reading and moving, another host may have taken over: put its live lock back.
+          // Between reading and moving, another host may have taken over: put its live lock back, by
+          // link (never over a lock a third host may have taken meanwhile: then both are contending).
           if (Fs.readFileSync(aside, "utf8") !== found.text) {
-            Fs.renameSync(aside, lockFile)
-            continue
+            try {
+              Fs.linkSync(aside, lockFile)
+            } catch (error) {
+              if (errorCode(error) !== "EEXIST") throw error
+            }
+            Fs.rmSync(aside, { force: true })
+            return { contended: true }
           }
           Fs.rmSync(aside, { force: true })
         }

@@ -7,6 +7,7 @@ import * as NodePath from "node:path"
 import { Effect, Either } from "effect"
 import { type ConfigLoadOptions, hostDefaultsSource } from "../../../services/host/ConfigLoader.js"
 import { errorCode, errorText } from "../../../services/system/ErrorDetails.js"
+import { exceedsJsonDepth, maxJsonDepth } from "../../../services/system/JsonDepth.js"
 import type { ConfigProblem } from "./ConfigProblem.js"
 import { checkFragment } from "./FragmentCheck.js"
 import { parseJson } from "./JsonParsing.js"
@@ -73,6 +74,11 @@ export const readFragments = (
       attempt(
         fsCall(file, "read file", () => Fs.readFile(file, "utf8")).pipe(
           Effect.map((text) => {
+            // Checked before parsing: the parser's error positions and every later stage recurse.
+            if (exceedsJsonDepth(text)) {
+              problems.push({ file, path: [], reason: `nests deeper than ${maxJsonDepth} levels; a config fragment never needs that` })
+              return
+            }
             const parsed = parseJson(text)
             if (Either.isLeft(parsed)) problems.push({ file, path: [], reason: parsed.left })
             else accept(file, parsed.right, moduleDir)

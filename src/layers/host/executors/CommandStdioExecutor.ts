@@ -1,4 +1,5 @@
 /** The `command_stdio` executor: one process per invocation, envelope JSON on stdin, decision JSON on stdout. */
+import { substitutePlaceholders } from "../../../services/system/Placeholders.js"
 import { Effect } from "effect"
 import { type Executor } from "../../../services/host/Executor.js"
 import { ConfigError } from "../../../services/host/HostConfig.js"
@@ -33,15 +34,18 @@ export const makeCommandStdioExecutor = (
     }
     const launcher = yield* ProcessLauncher
     const limits = limitsOf(component)
+    // The same placeholders a supervised launch gets (and the config's trust check resolved).
+    const values = { component_id: id }
+    const substitute = (text: string) => substitutePlaceholders(text, values)
     const spec = {
       name: id,
-      executable: launch.executable,
-      args: launch.args,
-      env: { ...launch.env, ...options.env },
+      executable: substitute(launch.executable),
+      args: launch.args.map(substitute),
+      env: { ...Object.fromEntries(Object.entries(launch.env).map(([name, value]) => [name, substitute(value)])), ...options.env },
       sandbox: component.sandbox_profile,
       // module-restricted on a root host: each run as the component's unprivileged user.
       runAs: component.run_as ?? defaultModuleUser,
-      ...(launch.cwd === undefined ? {} : { cwd: launch.cwd }),
+      ...(launch.cwd === undefined ? {} : { cwd: substitute(launch.cwd) }),
       ...(options.logFile === undefined ? {} : { logFile: options.logFile })
     }
     const encoder = new TextEncoder()

@@ -324,6 +324,19 @@ describe("makeCommandStdioExecutor", () => {
       })
     }).pipe(Effect.provide(FakeLauncher)))
 
+  it.live("replaces {component_id} in args and env, as a supervised launch does", () =>
+    Effect.gen(function*() {
+      const script = `cat >/dev/null; printf '{"decision":"allow","annotations":{"arg":"%s","env":"%s"}}' "$0" "$WHO"`
+      const executor = yield* makeCommandStdioExecutor(
+        stdioComponent(script, { launch: { executable: "/bin/sh", args: ["-c", script, "{component_id}"], env: { WHO: "id={component_id}" } } }),
+        { env: {} }
+      )
+      expect(yield* executor.invoke(envelope)).toEqual({
+        decision: "allow",
+        annotations: { arg: "middleware.stdio", env: "id=middleware.stdio" }
+      })
+    }).pipe(Effect.provide(FakeLauncher)))
+
   it.live("passes launch.env and the host's env to the process, the host's winning", () =>
     Effect.gen(function*() {
       const script = `cat >/dev/null; printf '{"decision":"allow","annotations":{"a":"%s","b":"%s"}}' "$A" "$B"`
