@@ -13,7 +13,7 @@ import { logUnreported, reportFailure, stderrLine } from "../layers/cli/Terminal
 import { HostLive } from "../layers/host/HostLive.js"
 import { runMain } from "../layers/system/ProcessMain.js"
 
-const dataDirOption = Options.directory("data-dir").pipe(
+const dataDirOption = Options.text("data-dir").pipe(
   Options.withDescription("the host's data directory (default: $CORRAL_DATA_DIR or ~/.local/state/corral)"),
   Options.optional
 )
@@ -31,6 +31,7 @@ const up = Command.make("up", { dataDir: dataDirOption }, ({ dataDir }) => {
     Effect.catchTags({
       ConfigError: (error) => reportFailure(`corral: config error: ${error.message}; nothing was started`),
       HostAlreadyRunning: (error) => reportFailure(`corral: ${error.message}; nothing was started`),
+      DataDirError: (error) => reportFailure(`corral: cannot prepare the data dir ${error.path}: ${error.message}; nothing was started`),
       HostLockError: (error) => reportFailure(`corral: cannot take the data dir's lock ${error.lockFile}: ${error.message}`),
       ServeError: (error) => reportFailure(`corral: cannot listen on ${error.address}: ${error.message}`),
       BoundedServerConfigError: (error) => reportFailure(`corral: ${error.message}`)

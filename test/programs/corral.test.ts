@@ -3,8 +3,8 @@ import * as Path from "node:path"
 import { spawnSync } from "node:child_process"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { control, fixturesDir, isAlive, killPid, makeDataDir, removeDataDirs, startHost } from "../support/hostProcess.js"
-import { cmdlineOf, descendantsOf, environOf } from "../support/processTree.js"
+import { control, fixturesDir, killPid, makeDataDir, removeDataDirs, startHost } from "../support/hostProcess.js"
+import { cmdlineOf, descendantsOf, environOf, isAlive } from "../support/procfs.js"
 import { waitUntil } from "../support/rawHttp.js"
 
 const corralScript = Path.resolve(import.meta.dirname, "../../dist/programs/corral.js")
@@ -148,6 +148,16 @@ describe("corral up (bundled Dator and Arca under supervision)", () => {
     expect(result.stderr).toContain('components["middleware.dator"].http.reqest_timeout_ms')
     expect(result.stderr).toContain("nothing was started")
     expect(Fs.existsSync(Path.join(dataDir, "logs"))).toBe(false)
+  })
+
+  it("a data dir that cannot exist (a file in its way) is one clear line and exit 1, not a stack dump", () => {
+    const blocker = Path.join(makeDataDir(), "a-file")
+    Fs.writeFileSync(blocker, "")
+    const result = spawnSync(process.execPath, [corralScript, "up", "--data-dir", Path.join(blocker, "sub")], { encoding: "utf8", timeout: 20_000 })
+    expect(result.status).toBe(1)
+    expect(result.stderr).toContain(Path.join(blocker, "sub"))
+    expect(result.stderr).toContain("nothing was started")
+    expect(result.stderr).not.toMatch(/fiber=|cause=|SystemError/)
   })
 
   it("config show prints the effective config", () => {

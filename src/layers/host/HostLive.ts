@@ -13,7 +13,7 @@ import { type Executors, InProcessFunctions, type InProcessFunction } from "../.
 import type { HookRunner } from "../../services/host/HookRunner.js"
 import type { ConfigError } from "../../services/host/HostConfig.js"
 import type { HostAlreadyRunning, HostLockError } from "../../services/host/HostLock.js"
-import { HostPaths } from "../../services/host/HostPaths.js"
+import { type DataDirError, HostPaths } from "../../services/host/HostPaths.js"
 import type { ModuleClient } from "../../services/host/ModuleClient.js"
 import type { ProcessLauncher } from "../../services/host/ProcessLauncher.js"
 import type { Supervisor } from "../../services/host/Supervisor.js"
@@ -60,7 +60,7 @@ export type HostServices =
   | HostPaths
 
 /** What can stop a host from starting: its config, another host on its data dir, its control server's address. */
-export type HostStartError = ConfigError | HostAlreadyRunning | HostLockError | ServeError | BoundedServerConfigError
+export type HostStartError = ConfigError | DataDirError | HostAlreadyRunning | HostLockError | ServeError | BoundedServerConfigError
 
 /** The effective config, loaded once: factory fragments, host defaults, operator fragments. */
 export const EffectiveConfigLive: Layer.Layer<EffectiveConfig, ConfigError, ConfigLoader> = Layer.effect(

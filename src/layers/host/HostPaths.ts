@@ -5,7 +5,8 @@
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { Effect, Layer } from "effect"
-import { HostPaths, type HostPathsShape } from "../../services/host/HostPaths.js"
+import { DataDirError, HostPaths, type HostPathsShape } from "../../services/host/HostPaths.js"
+import { errorText } from "../../services/system/ErrorDetails.js"
 
 /** The paths of a host whose data directory is `dataDir` (nothing is created). */
 export const hostPaths = (dataDir: string, modulesDir: string): HostPathsShape => ({
@@ -24,18 +25,21 @@ export const hostPaths = (dataDir: string, modulesDir: string): HostPathsShape =
 })
 
 /** Creates the data directory's folders (`run/` as 0700) and provides their paths. */
-export const HostPathsLive = (options: { readonly dataDir: string; readonly modulesDir: string }): Layer.Layer<HostPaths> =>
+export const HostPathsLive = (options: { readonly dataDir: string; readonly modulesDir: string }): Layer.Layer<HostPaths, DataDirError> =>
   Layer.effect(
     HostPaths,
-    Effect.sync(() => {
-      const paths = hostPaths(options.dataDir, options.modulesDir)
-      // The data dir holds config (with launch.env secrets), logs and traces: only the host's user reads it.
-      // Modules never need to walk it: a restricted module sees its work dir through its own mount.
-      Fs.mkdirSync(paths.dataDir, { recursive: true, mode: 0o700 })
-      Fs.chmodSync(paths.dataDir, 0o700)
-      for (const dir of [paths.config, paths.logs, paths.trace]) Fs.mkdirSync(dir, { recursive: true })
-      Fs.mkdirSync(paths.run, { recursive: true, mode: 0o700 })
-      Fs.chmodSync(paths.run, 0o700)
-      return paths
+    Effect.try({
+      try: () => {
+        const paths = hostPaths(options.dataDir, options.modulesDir)
+        // The data dir holds config (with launch.env secrets), logs and traces: only the host's user reads it.
+        // Modules never need to walk it: a restricted module sees its work dir through its own mount.
+        Fs.mkdirSync(paths.dataDir, { recursive: true, mode: 0o700 })
+        Fs.chmodSync(paths.dataDir, 0o700)
+        for (const dir of [paths.config, paths.logs, paths.trace]) Fs.mkdirSync(dir, { recursive: true })
+        Fs.mkdirSync(paths.run, { recursive: true, mode: 0o700 })
+        Fs.chmodSync(paths.run, 0o700)
+        return paths
+      },
+      catch: (error) => new DataDirError({ path: options.dataDir, message: errorText(error) })
     })
   )

@@ -2,9 +2,9 @@
  * How a Corral program runs as a process (in place of `NodeRuntime.runMain`, whose second SIGTERM
  * kills the process mid-drain and which leaves SIGUSR1 to Node's inspector):
  * - SIGTERM, SIGINT, SIGQUIT: the first interrupts the program, so its scopes drain; a second one
- *   declares `ShutdownUrgency` (grace periods end now) and makes the exit code 130.
+ *   declares `ShutdownUrgency` (grace periods end now) and makes the exit code 130; a third exits at once.
  * - SIGHUP: logged and ignored (reload is not available yet).
- * - SIGUSR1: logged; handling it at all keeps Node from opening its unauthenticated debugger.
+ * - SIGUSR1: logged and ignored; handling it at all keeps Node from opening its unauthenticated debugger.
  * Exit code: 0 when the program ends or is stopped by a signal, 1 on a failure, 130 after an urgent stop.
  */
 import { Runtime } from "@effect/platform"
@@ -30,12 +30,16 @@ export const runMain = <E, A>(program: Effect.Effect<A, E, ShutdownUrgency>): vo
         note(`${signal}: stopping (a second signal stops without waiting)`)
         fiber.unsafeInterruptAsFork(fiber.id())
       } else if (stopSignalsSeen === 2) {
-        note(`${signal} again: grace periods cut to zero`)
+        note(`${signal} again: grace periods cut to zero (a third signal exits at once)`)
         Effect.runFork(urgency.declare)
+      } else {
+        // A wait no grace governs must not leave only `kill -9`: children still die (pdeathsig, PID namespaces).
+        note(`${signal} a third time: exiting now, without cleanup`)
+        process.exit(urgentExitCode)
       }
     }
     const onHangup = () => note("SIGHUP: config reload is not available yet; ignored")
-    const onUser1 = () => note("SIGUSR1: no debugger is opened; log files are reopened at rotation")
+    const onUser1 = () => note("SIGUSR1: ignored (no debugger is opened)")
     for (const signal of stopSignals) process.on(signal, onStop)
     process.on("SIGHUP", onHangup)
     process.on("SIGUSR1", onUser1)

@@ -2,7 +2,7 @@
  * HostPaths: where one host keeps its files under its data directory (a DESIGN contract):
  * `config/`, `run/` (0700: host.lock, control.json, control.token, broker.sock), `logs/`, `trace/`, `services/`, `work/`.
  */
-import { Context } from "effect"
+import { Context, Schema } from "effect"
 
 /** The files and directories of one host. */
 export interface HostPathsShape {
@@ -25,3 +25,9 @@ export interface HostPathsShape {
 
 /** The paths of the current host. */
 export class HostPaths extends Context.Tag("corral/HostPaths")<HostPaths, HostPathsShape>() {}
+
+/** The data directory could not be created or closed to others (permissions, a full disk, a file in the way). */
+export class DataDirError extends Schema.TaggedError<DataDirError>()("DataDirError", {
+  path: Schema.String,
+  message: Schema.String
+}) {}
