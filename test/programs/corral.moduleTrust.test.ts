@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { control, type HostProcess, makeDataDir, removeDataDirs, startHost } from "../support/hostProcess.js"
 import { otherUser, runAs } from "../support/otherUser.js"
-import { cmdlineOf, descendantsOf, environOf, tcpListenPortsOf } from "../support/processTree.js"
+import { cmdlineOf, descendantsOf, environOf, tcpListenPortsOf } from "../support/procfs.js"
 
 afterAll(removeDataDirs)
 

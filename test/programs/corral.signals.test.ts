@@ -8,7 +8,8 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { control, isAlive, makeDataDir, removeDataDirs, startHost } from "../support/hostProcess.js"
+import { control, makeDataDir, removeDataDirs, startHost } from "../support/hostProcess.js"
+import { processesWhoseArgv, somethingListensOn } from "../support/procfs.js"
 import { waitUntil } from "../support/rawHttp.js"
 
 const corralScript = Path.resolve(import.meta.dirname, "../../dist/programs/corral.js")
@@ -32,35 +33,16 @@ const slowHostDataDir = (marker: string) =>
     }
   })
 
+/** Live processes with `marker` in any argument of their argv. */
 const processesMentioning = (marker: string): ReadonlyArray<number> =>
-  Fs.readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .map(Number)
-    .filter((pid) => {
-      try {
-        return Fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(marker) && isAlive(pid)
-      } catch {
-        return false
-      }
-    })
+  processesWhoseArgv((argv) => argv.some((argument) => argument.includes(marker)))
 
-/** Whether anything on this machine listens on TCP port `port` (IPv4 or IPv6). */
-const somethingListensOn = (port: number): boolean => {
-  const hex = port.toString(16).toUpperCase().padStart(4, "0")
-  return ["/proc/net/tcp", "/proc/net/tcp6"].some((file) => {
-    try {
-      return Fs.readFileSync(file, "utf8").split("\n").some((line) => {
-        const fields = line.trim().split(/\s+/)
-        return fields[1]?.endsWith(`:${hex}`) === true && fields[3] === "0A"
-      })
-    } catch {
-      return false
-    }
-  })
-}
-
+/** Resolves with the host's exit code; dies when it has not exited within 10 s. */
 const exitOf = (host: { readonly child: { readonly exitCode: number | null; once: (event: "exit", listener: (code: number | null) => void) => unknown } }) =>
-  Effect.promise(() => new Promise<number | null>((resolve) => host.child.exitCode !== null ? resolve(host.child.exitCode) : host.child.once("exit", resolve)))
+  Effect.promise(() => new Promise<number | null>((resolve) => host.child.exitCode !== null ? resolve(host.child.exitCode) : host.child.once("exit", resolve))).pipe(
+    Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("the host did not exit within 10 s") }),
+    Effect.orDie
+  )
 
 describe("corral up under signals", () => {
   it.scopedLive("a second SIGTERM during the drain cuts the grace to zero: the call in flight gets 503, its child is gone, the run files are removed, exit 130", () =>

@@ -1,8 +1,8 @@
-import * as Fs from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { get, keepAliveAgent, request } from "../support/rawHttp.js"
 import { startDemo } from "../support/demoProcess.js"
+import { somethingListensOn } from "../support/procfs.js"
 
 describe.each(["handler", "httpapp"] as const)("demo server through the %s interface", (iface) => {
   it.scopedLive("prints its URL first, serves its routes, and on SIGTERM drains, prints final metrics and exits 0", () =>
@@ -75,12 +75,8 @@ describe("demo server limits", () => {
 describe("demo server signals", () => {
   it.scopedLive("SIGUSR1 opens no debugger: the demo keeps serving and the inspector's port stays closed", () =>
     Effect.gen(function*() {
-      const inspectorListening = () =>
-        ["/proc/net/tcp", "/proc/net/tcp6"].some((file) =>
-          Fs.readFileSync(file, "utf8").split("\n").some((line) => {
-            const fields = line.trim().split(/\s+/)
-            return fields[1]?.endsWith(":2405") === true && fields[3] === "0A"
-          }))
+      // The inspector's default port, 9229 (0x2405).
+      const inspectorListening = () => somethingListensOn(9229)
       const before = inspectorListening()
       const demo = yield* startDemo([])
       demo.child.kill("SIGUSR1")

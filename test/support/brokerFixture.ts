@@ -9,6 +9,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { Effect } from "effect"
 import type { Scope } from "effect"
+import { parentOf, processesWhoseArgv } from "./procfs.js"
 
 /** The real interpreter (not a pyenv shim), so a backend starts in ~100 ms. */
 const python = execFileSync("python3", ["-c", "import sys; print(sys.executable)"], { encoding: "utf8" }).trim()
@@ -35,41 +36,13 @@ export interface BrokerDataDir extends EchoServices {
   readonly backendSockets: () => ReadonlyArray<string>
 }
 
-/** Whether `pid` runs and is not a zombie. */
-export const isRunning = (pid: number): boolean => {
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
-  } catch {
-    return false
-  }
-}
-
-const parentOf = (pid: number): number | undefined => {
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
-  } catch {
-    return undefined
-  }
-}
-
 /**
  * Live processes whose command line contains `needle` as one argument, one per launched child: the
  * launcher's wrappers (`unshare`, the PID namespace's init) carry the command's argv too, so only the
  * topmost of a chain counts — the pid the launcher reports.
  */
 export const pidsRunning = (needle: string): ReadonlyArray<number> => {
-  const matching = Fs.readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .map(Number)
-    .filter((pid) => {
-      try {
-        return Fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(needle) && isRunning(pid)
-      } catch {
-        return false
-      }
-    })
+  const matching = processesWhoseArgv((argv) => argv.includes(needle))
   const matched = new Set(matching)
   return matching.filter((pid) => !matched.has(parentOf(pid) ?? -1)).sort((a, b) => a - b)
 }

@@ -104,16 +104,6 @@ export const control = async (
   return { status: response.status, body: text.length > 0 ? JSON.parse(text) as unknown : null }
 }
 
-/** Whether a process with `pid` is alive (a zombie, dead but not yet reaped, counts as gone). */
-export const isAlive = (pid: number): boolean => {
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
-  } catch {
-    return false
-  }
-}
-
 /**
  * SIGKILLs exactly `pid`. A missing pid is a test failure, never `kill(0)`: that would kill the test
  * runner's own process group (and with it the whole suite).

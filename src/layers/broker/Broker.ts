@@ -10,10 +10,11 @@ import * as Path from "node:path"
 import { Clock, Deferred, Duration, Effect, Either, Layer, Option, Ref, Schema } from "effect"
 import type { Scope } from "effect"
 import { readFdCounts } from "../system/FdUsage.js"
+import { privateDirectory } from "../system/PrivateDirectory.js"
 import { type FdPressureState, defaultFdPressurePolicy, initialFdPressureState, step as fdStep } from "../../services/policies/FdPressure.js"
 import { defaultRateLimitPolicy, initialRateLimitState, take as takeToken } from "../../services/policies/RateLimit.js"
 import type { BoundedConnection } from "../../services/server/BoundedConnection.js"
-import type { ServeError, BoundedServerConfigError } from "../../services/server/BoundedServer.js"
+import { type BoundedServerConfigError, ServeError } from "../../services/server/BoundedServer.js"
 import { type AdminSnapshot, Broker, type BrokerShape } from "../../services/broker/Broker.js"
 import { BackendRegistry } from "../../services/broker/BackendRegistry.js"
 import {
@@ -63,8 +64,10 @@ const serveBroker = (
   Effect.gen(function*() {
     const runDir = Path.join(options.dataDir, "run")
     const socketPath = Path.join(runDir, "broker.sock")
-    Fs.mkdirSync(runDir, { recursive: true, mode: 0o700 })
-    Fs.chmodSync(runDir, 0o700)
+    yield* Effect.mapError(
+      privateDirectory(runDir),
+      (error) => new ServeError({ server: "broker", address: socketPath, message: error.message })
+    )
     const registry = yield* BackendRegistry
     const instance = `broker-${randomBytes(4).toString("hex")}`
     const startedAt = yield* Clock.currentTimeMillis

@@ -4,12 +4,12 @@
  * is written; no fiber starts. (Node's own `maxConnections` drops the socket without a byte.) An HTTP
  * gate first closes the connection idle longest, so idle sockets cannot hold every permit.
  */
-import * as Fs from "node:fs"
 import * as Net from "node:net"
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import type { BoundAddress, BoundedServerConfig } from "../../services/server/BoundedServer.js"
 import { ServeError } from "../../services/server/BoundedServer.js"
+import { inodeOf, removeStaleSocket } from "../system/SocketFiles.js"
 import { IdleConnections } from "./IdleConnections.js"
 import { PermitGate } from "./PermitGate.js"
 import type { ServerMetrics } from "./ServerMetrics.js"
@@ -148,7 +148,7 @@ export class ConnectionGate {
     return Effect.flatMap(acceptsConnections(path), (live) =>
       live
         ? Effect.fail(new ServeError({ server: config.name, address: path, message: "another process is listening on this socket; it was left alone" }))
-        : Effect.zipRight(Effect.sync(() => removeStaleSocket(path)), this.bind()))
+        : Effect.zipRight(Effect.sync(() => clearStaleSocket(path)), this.bind()))
   }
 
   private bind(): Effect.Effect<BoundAddress, ServeError> {
@@ -187,7 +187,7 @@ export class ConnectionGate {
     this.drainingFlag = true
     this.server.close()
     const path = this.options.config.path
-    if (path !== undefined && this.boundSocketInode !== undefined && inodeOf(path) === this.boundSocketInode) removeStaleSocket(path)
+    if (path !== undefined && this.boundSocketInode !== undefined && inodeOf(path) === this.boundSocketInode) clearStaleSocket(path)
   }
 
   /** Destroys every accepted socket still open. */
@@ -214,14 +214,6 @@ export class ConnectionGate {
   }
 }
 
-const inodeOf = (path: string): number | undefined => {
-  try {
-    return Fs.lstatSync(path).ino
-  } catch {
-    return undefined
-  }
-}
-
 /** Whether the Unix socket `path` may be live: only a refused connect or a missing file says it is not (a full backlog stalls). */
 const acceptsConnections = (path: string): Effect.Effect<boolean> =>
   Effect.async<boolean>((resume) => {
@@ -240,11 +232,12 @@ const acceptsConnections = (path: string): Effect.Effect<boolean> =>
     })
   })
 
-const removeStaleSocket = (path: string): void => {
+/** Unlinks a stale socket at `path`; anything else there (or an unremovable one) is left for `listen` to report. */
+const clearStaleSocket = (path: string): void => {
   try {
-    if (Fs.lstatSync(path).isSocket()) Fs.unlinkSync(path)
+    removeStaleSocket(path)
   } catch {
-    // absent: nothing to remove
+    // Unremovable: binding the path fails and names it.
   }
 }
 

@@ -9,11 +9,16 @@ export interface FdCounts {
   readonly softLimit: number
 }
 
+/** Parses the soft "Max open files" value of /proc/self/limits; `unlimited` (or no such line) is null. */
+export const parseFdSoftLimit = (limits: string): number | null => {
+  const match = /^Max open files\s+(\d+)\s/m.exec(limits)
+  return match?.[1] === undefined ? null : Number(match[1])
+}
+
+// A limit of 0 cannot be real (this process holds descriptors): treated as unknown, like `unlimited`.
 const softLimitOf = (limits: string): number => {
-  const line = limits.split("\n").find((l) => l.startsWith("Max open files"))
-  const soft = line?.slice("Max open files".length).trim().split(/\s+/)[0]
-  const value = soft === undefined ? Number.NaN : Number(soft)
-  return Number.isFinite(value) && value > 0 ? value : Number.POSITIVE_INFINITY
+  const value = parseFdSoftLimit(limits)
+  return value !== null && value > 0 ? value : Number.POSITIVE_INFINITY
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Scope } from "effect"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
+import { parseFdSoftLimit } from "./FdUsage.js"
 
 /** The `resource_pressure` object of `/v1/runtime-metrics`: process and event-loop load, snake_case JSON. */
 export const ResourcePressure = Schema.Struct({
@@ -36,12 +37,6 @@ export interface ResourcePressureMonitor {
 /** Parses the `Threads:` line of /proc/self/status. */
 const parseThreads = (status: string): number | null => {
   const match = /^Threads:\s+(\d+)/m.exec(status)
-  return match?.[1] === undefined ? null : Number(match[1])
-}
-
-/** Parses the soft "Max open files" value of /proc/self/limits; `unlimited` is null. */
-const parseFdSoftLimit = (limits: string): number | null => {
-  const match = /^Max open files\s+(\d+)\s/m.exec(limits)
   return match?.[1] === undefined ? null : Number(match[1])
 }
 

@@ -22,6 +22,7 @@ import {
 import type { LoopbackPortsShape } from "../../../services/system/LoopbackPorts.js"
 import { errorText } from "../../../services/system/ErrorDetails.js"
 import { substitutePlaceholders } from "../../../services/system/Placeholders.js"
+import { privateDirectorySync } from "../../system/PrivateDirectory.js"
 import { awaitAccepting, type EndpointProbe, endpointText } from "./EndpointProbe.js"
 import type { Backend, PendingLaunch } from "./RegistryState.js"
 
@@ -171,8 +172,7 @@ const allocateEndpoint = (context: LaunchContext, service: string, socket: Socke
     ? Effect.as(
       Effect.try({
         try: () => {
-          Fs.mkdirSync(context.backendsDir, { recursive: true, mode: 0o700 })
-          Fs.chmodSync(context.backendsDir, 0o700)
+          privateDirectorySync(context.backendsDir)
           Fs.rmSync(socket.ownDir ?? socket.path, { recursive: true, force: true })
           if (socket.ownDir !== undefined) Fs.mkdirSync(socket.ownDir, { mode: 0o700 })
         },

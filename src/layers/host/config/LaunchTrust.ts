@@ -13,28 +13,20 @@ import type { ComponentConfig, HostConfig } from "../../../services/host/HostCon
 import type { UntrustedFile } from "../../../services/system/FileTrust.js"
 import { substitutePlaceholders } from "../../../services/system/Placeholders.js"
 import { checkExecutableTrusted, checkFileTrusted } from "../../system/FileTrust.js"
+import { childEnvironment } from "../launcher/ChildEnvironment.js"
+import { executableStatus } from "../launcher/SpawnChecks.js"
 import type { ConfigPath, ConfigProblem } from "./ConfigProblem.js"
 import { blame, type Provenance } from "./Provenance.js"
 
 /** Whether `file` is an existing regular file (symlinks followed). */
 const isFile = (file: string): boolean => Fs.statSync(file, { throwIfNoEntry: false })?.isFile() === true
 
-/** Whether `file` is an existing regular file the host could execute. */
-const isExecutableFile = (file: string): boolean => {
-  if (!isFile(file)) return false
-  try {
-    Fs.accessSync(file, Fs.constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
-}
-
 /** The files an executable setting may run: itself (against `cwd`), or every executable copy on PATH. */
 const executableCandidates = (executable: string, cwd: string, searchPath: string): ReadonlyArray<string> =>
   executable.includes("/")
     ? [Path.resolve(cwd, executable)].filter(isFile)
-    : searchPath.split(":").filter((dir) => dir !== "").map((dir) => Path.resolve(cwd, dir, executable)).filter(isExecutableFile)
+    : searchPath.split(":").filter((dir) => dir !== "").map((dir) => Path.resolve(cwd, dir, executable))
+      .filter((file) => executableStatus(file) === "ok")
 
 /** The first distrusted file of `files` by `check`, if any. */
 const firstUntrusted = (
@@ -62,7 +54,8 @@ const componentProblems = (
     const values = { component_id: id }
     const cwd = launch.cwd === undefined ? process.cwd() : Path.resolve(substitutePlaceholders(launch.cwd, values))
     const executable = substitutePlaceholders(launch.executable, values)
-    const searchPath = launch.env.PATH ?? process.env.PATH ?? "/usr/bin:/bin"
+    // The PATH the launcher resolves a bare name through, so this checks the copies it may run.
+    const searchPath = childEnvironment(launch.env).PATH ?? ""
     const problems: Array<{ readonly path: ConfigPath; readonly reason: string }> = []
     const untrustedRun = yield* firstUntrusted(executableCandidates(executable, cwd, searchPath), checkExecutableTrusted)
     if (untrustedRun !== undefined) {

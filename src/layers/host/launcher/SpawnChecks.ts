@@ -10,6 +10,7 @@ import { Effect } from "effect"
 import type { Scope } from "effect"
 import { LaunchError, type LaunchSpec } from "../../../services/host/ProcessLauncher.js"
 import { errorText } from "../../../services/system/ErrorDetails.js"
+import { privateDirectorySync } from "../../system/PrivateDirectory.js"
 import { childEnvironment } from "./ChildEnvironment.js"
 import { handOver, type ModuleUser, whyNotExecutableBy } from "./ModuleUser.js"
 
@@ -108,9 +109,7 @@ export const workingDirectory = (
     Effect.try({
       try: () => {
         const safeName = spec.name.replace(/[^A-Za-z0-9._-]/g, "_")
-        const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), `corral-${safeName}-`))
-        Fs.chmodSync(dir, 0o700)
-        return dir
+        return privateDirectorySync(Fs.mkdtempSync(Path.join(Os.tmpdir(), `corral-${safeName}-`)))
       },
       catch: (error) => spawnError(spec, `cannot create a private working directory: ${errorText(error)}`)
     }),

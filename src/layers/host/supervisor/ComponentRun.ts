@@ -5,7 +5,6 @@
  * → KILL), then forgets the token and removes the socket.
  */
 import { randomBytes } from "node:crypto"
-import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { Clock, Effect, Option, Ref, SubscriptionRef } from "effect"
 import type { HostConfig } from "../../../services/host/HostConfig.js"
@@ -15,6 +14,7 @@ import { ComponentFailure } from "../../../services/host/Supervisor.js"
 import type { LoopbackPortsShape } from "../../../services/system/LoopbackPorts.js"
 import { substitutePlaceholders } from "../../../services/system/Placeholders.js"
 import { markUp } from "../../../services/policies/RestartBudget.js"
+import { privateDirectory } from "../../system/PrivateDirectory.js"
 import type { Managed } from "./ComponentState.js"
 import type { HealthWatch } from "./HealthWatch.js"
 import { awaitReady, initialize } from "./ModuleHandshake.js"
@@ -46,13 +46,11 @@ export interface RunContext {
  * itself stays 0700 and the host's, so modules sharing one user cannot reach each other's directories.
  */
 const privateWorkDir = (dataDir: string, id: string) =>
-  Effect.sync(() => {
-    const dir = Path.join(dataDir, "work", id)
-    Fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
-    Fs.chmodSync(Path.dirname(dir), 0o700)
-    Fs.chmodSync(dir, 0o700)
-    return dir
-  })
+  Effect.flatMap(
+    privateDirectory(Path.join(dataDir, "work")),
+    // A module's own dir is handed to its user at launch, so a later run finds it owned by that user.
+    (work) => privateDirectory(Path.join(work, id), { anyOwner: true })
+  )
 
 const fatal = (managed: Managed, reason: ComponentFailure["reason"], detail: string): RunEnd => ({
   _tag: "Fatal",
@@ -77,9 +75,11 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
       const runAs = component.run_as ?? defaultModuleUser
       const switchesUser = context.launcher.switchesUser({ sandbox: component.sandbox_profile, runAs })
       const sandbox = component.sandbox_profile
-      const workDir = launch.cwd === undefined && (sandbox === "module-restricted" || sandbox === "module-isolated")
-        ? yield* privateWorkDir(context.dataDir, managed.id)
+      const ownWorkDir = launch.cwd === undefined && (sandbox === "module-restricted" || sandbox === "module-isolated")
+        ? yield* Effect.either(privateWorkDir(context.dataDir, managed.id))
         : undefined
+      if (ownWorkDir?._tag === "Left") return launchFailed(managed, `components.${managed.id}: ${ownWorkDir.left.message}`)
+      const workDir = ownWorkDir?.right
       // Its own mount view (module-isolated) hides run/ whatever the user, as running as its own user does.
       const ownView = switchesUser || sandbox === "module-isolated"
       // A module run as its own user cannot reach run/: a unix socket goes in its own work dir (its cwd).
@@ -95,7 +95,8 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
       yield* Effect.addFinalizer(() => listen.right.release)
       // Fresh per launch, given only in the environment (never argv, never a placeholder, never logged).
       const token = randomBytes(32).toString("hex")
-      const values = { ...listen.right.placeholders, data_dir: context.dataDir, component_id: managed.id }
+      // No `data_dir`: config loading already replaced `{data_dir}` in every string (ConfigPlaceholders).
+      const values = { ...listen.right.placeholders, component_id: managed.id }
       const cwd = launch.cwd !== undefined ? substitutePlaceholders(launch.cwd, values) : workDir
       // A module run as its own user reaches nothing of the data dir; its data lives in its work dir, at
       // the path the launcher gives it there (its own directory bind-mounted at /media when it has a mount namespace).

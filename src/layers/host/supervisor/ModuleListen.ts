@@ -6,12 +6,13 @@
  * the host's 0700 `work/`) and it is told the name relative to that cwd. Gives the endpoint the host
  * calls, the variable and placeholder the module gets, and what to remove when the run ends.
  */
-import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { Effect } from "effect"
 import type { HttpConfig, LaunchConfig } from "../../../services/host/HostConfig.js"
 import { unixEndpoint } from "../../../services/host/ModuleClient.js"
 import type { LoopbackPortsShape } from "../../../services/system/LoopbackPorts.js"
+import { privateDirectorySync } from "../../system/PrivateDirectory.js"
+import { removeStaleSocket } from "../../system/SocketFiles.js"
 
 /** `sun_path` holds 108 bytes on Linux, the terminating NUL included. */
 const maxSocketPathBytes = 107
@@ -46,28 +47,9 @@ export const moduleSocketDir = (dataDir: string): string => Path.join(dataDir, "
 const usesPlaceholder = (launch: LaunchConfig, name: string): boolean =>
   [launch.executable, ...launch.args, launch.cwd ?? "", ...Object.values(launch.env)].some((text) => text.includes(`{${name}}`))
 
-/** Creates (or tightens) the socket directory: a real directory, the host's own, mode 0700. */
-const privateSocketDir = (dataDir: string): string => {
-  const dir = moduleSocketDir(dataDir)
-  Fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
-  const stat = Fs.lstatSync(dir)
-  if (!stat.isDirectory()) throw new Error(`${dir} is not a directory; remove it so the host can create its socket directory`)
-  const uid = process.getuid?.()
-  if (uid !== undefined && stat.uid !== uid) throw new Error(`${dir} is owned by uid ${stat.uid}, not the host's uid ${uid}; remove it`)
-  Fs.chmodSync(dir, 0o700)
-  return dir
-}
-
-/** Unlinks `path` when it is a socket (a stale one from an earlier run); anything else there is an error. */
-const removeStaleSocket = (path: string): void => {
-  let stat: Fs.Stats
-  try {
-    stat = Fs.lstatSync(path)
-  } catch {
-    return
-  }
-  if (!stat.isSocket()) throw new Error(`${path} exists and is not a socket; remove it`)
-  Fs.unlinkSync(path)
+/** Unlinks a stale socket from an earlier run at `path`; anything else there is an error. */
+const clearSocketPath = (path: string): void => {
+  if (removeStaleSocket(path) === "not_socket") throw new Error(`${path} exists and is not a socket; remove it`)
 }
 
 const unixListen = (
@@ -88,22 +70,23 @@ const unixListen = (
     try: (): ModuleListen => {
       const socketPath = place._tag === "OwnDir"
         ? Path.join(place.dir, ownDirSocketName)
-        : Path.join(privateSocketDir(dataDir), `${componentId}.sock`)
+        : Path.join(privateDirectorySync(moduleSocketDir(dataDir)), `${componentId}.sock`)
       // The module's name for it: relative to its cwd when it cannot walk the host's path.
       const moduleSocketPath = place._tag === "OwnDir" ? ownDirSocketName : socketPath
       if (Buffer.byteLength(socketPath) > maxSocketPathBytes) {
         throw new Error(`the module socket path ${socketPath} is longer than ${maxSocketPathBytes} bytes (a Linux limit); use a shorter --data-dir`)
       }
-      removeStaleSocket(socketPath)
+      clearSocketPath(socketPath)
       return {
         endpoint: unixEndpoint(socketPath),
         env: { CORRAL_MODULE_SOCKET: moduleSocketPath },
         placeholders: { socket: moduleSocketPath },
         release: Effect.sync(() => {
           try {
+            // Something that is not a socket took the path meanwhile: not ours to delete, so left.
             removeStaleSocket(socketPath)
           } catch {
-            // Something that is not a socket took the path meanwhile: not ours to delete.
+            // Unremovable: the next run's start reports it.
           }
         })
       }

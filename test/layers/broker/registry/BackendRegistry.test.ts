@@ -1,5 +1,4 @@
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
@@ -7,46 +6,16 @@ import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import type { LoopbackPorts } from "../../../../src/services/system/LoopbackPorts.js"
 import { LoopbackPortsLive } from "../../../../src/layers/system/LoopbackPorts.js"
 import { ProcessLauncherLive } from "../../../../src/layers/host/launcher/ProcessLauncher.js"
-import type { Endpoint } from "../../../../src/services/broker/BrokerProtocol.js"
 import type { ProcessLauncher } from "../../../../src/services/host/ProcessLauncher.js"
 import { defaultBackendSlotPolicy } from "../../../../src/services/policies/BackendSlot.js"
-import { makeRegistryCase, registryFor } from "../../../support/brokerRegistry.js"
+import { echo, makeRegistryCase, registryFor } from "../../../support/brokerRegistry.js"
+import { argvOf, waitFor } from "../../../support/procfs.js"
 
 const { livenessCacheMs } = defaultBackendSlotPolicy
 
 // Short base path: unix socket paths must stay under 108 bytes.
 const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cbr-"))
 afterAll(() => Fs.rmSync(root, { recursive: true, force: true }))
-
-const cmdline = (pid: number): ReadonlyArray<string> => Fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
-
-const waitUntil = (condition: () => boolean, ms = 5_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + ms
-    while (!condition()) {
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`condition not met within ${ms} ms`))
-      yield* Effect.sleep("10 millis")
-    }
-  })
-
-/** Sends a line to the backend and returns what comes back. */
-const echo = (endpoint: Endpoint, line: string): Effect.Effect<string> =>
-  Effect.async<string>((resume) => {
-    const socket = endpoint.kind === "unix"
-      ? Net.createConnection({ path: endpoint.path })
-      : Net.createConnection({ host: endpoint.host, port: endpoint.port })
-    let received = ""
-    socket.on("error", (error) => resume(Effect.die(error)))
-    socket.on("connect", () => socket.write(`${line}\n`))
-    socket.on("data", (chunk) => {
-      received += chunk.toString("utf8")
-      if (received.endsWith("\n")) {
-        socket.destroy()
-        resume(Effect.succeed(received.trimEnd()))
-      }
-    })
-    return Effect.sync(() => socket.destroy())
-  })
 
 const live = <A, E>(effect: Effect.Effect<A, E, ProcessLauncher | LoopbackPorts | Scope.Scope>) =>
   effect.pipe(Effect.provide(Layer.merge(ProcessLauncherLive, LoopbackPortsLive)))
@@ -137,7 +106,7 @@ describe("BackendRegistry with real processes", () => {
       const registry = yield* registryFor(c)
       const first = yield* registry.acquire("echo")
       process.kill(first.pid, "SIGKILL")
-      yield* waitUntil(() => !c.backendPids().includes(first.pid))
+      yield* waitFor("the first backend to exit", () => !c.backendPids().includes(first.pid), 5_000)
       // The registry learns of the death when the process's exit (and its pipes' end) is seen.
       for (let i = 0; i < 200 && (yield* registry.counters).pruned === 0; i++) yield* Effect.sleep("10 millis")
       const second = yield* registry.acquire("echo")
@@ -146,7 +115,7 @@ describe("BackendRegistry with real processes", () => {
       expect(second.endpoint).not.toEqual(first.endpoint)
       expect(yield* echo(second.endpoint, "still here")).toBe("still here")
       expect(c.backendPids()).toEqual([second.pid])
-      yield* waitUntil(() => c.socketFiles().length === 1)
+      yield* waitFor("one backend socket file left", () => c.socketFiles().length === 1, 5_000)
       expect((yield* registry.counters).pruned).toBe(1)
     })))
 
@@ -165,7 +134,7 @@ describe("BackendRegistry with real processes", () => {
       const second = yield* registry.acquire("echo")
       expect(second).toMatchObject({ launched: true })
       expect(second.pid).not.toBe(first.pid)
-      yield* waitUntil(() => !c.backendPids().includes(first.pid))
+      yield* waitFor("the first backend to exit", () => !c.backendPids().includes(first.pid), 5_000)
       expect(c.backendPids()).toEqual([second.pid])
       const entry = (yield* registry.spawnBudgets)[0]
       expect(entry?.last_error).toContain(`endpoint ${first.endpoint.path} no longer accepts connections`)
@@ -178,19 +147,19 @@ describe("BackendRegistry with real processes", () => {
       const registry = yield* registryFor(c)
       const first = yield* registry.acquire("echo")
       expect(first.version).toBe("1.0.0")
-      expect(cmdline(first.pid)).toContain("v1.0.0")
+      expect(argvOf(first.pid)).toContain("v1.0.0")
       c.define("echo", { default_version: "2.0.0", launch: { args: ["--tag", "v{version}"] } })
       const second = yield* registry.acquire("echo")
       expect(second).toMatchObject({ version: "2.0.0", launched: true })
-      expect(cmdline(second.pid)).toContain("v2.0.0")
+      expect(argvOf(second.pid)).toContain("v2.0.0")
       c.define("echo", { default_version: "2.0.0", launch: { args: ["--tag", "edited-{version}"] } })
       const third = yield* registry.acquire("echo")
       expect(third.launched).toBe(true)
-      expect(cmdline(third.pid)).toContain("edited-2.0.0")
+      expect(argvOf(third.pid)).toContain("edited-2.0.0")
       // The first backend was launched from other args: an explicit 1.0.0 gets one from the edited ones.
       const fourth = yield* registry.acquire("echo", "1.0.0")
       expect(fourth.launched).toBe(true)
-      expect(cmdline(fourth.pid)).toContain("edited-1.0.0")
+      expect(argvOf(fourth.pid)).toContain("edited-1.0.0")
       expect(c.backendPids()).toHaveLength(4)
     })))
 
@@ -253,8 +222,8 @@ describe("BackendRegistry with real processes", () => {
       c.define("idle", { idle_exit_sec: 0.3 })
       const registry = yield* registryFor(c, { idleSweepIntervalMs: 50 })
       const backend = yield* registry.acquire("idle")
-      yield* waitUntil(() => c.backendPids().length === 0, 3_000)
-      yield* waitUntil(() => c.socketFiles().length === 0, 1_000)
+      yield* waitFor("no backend running", () => c.backendPids().length === 0, 3_000)
+      yield* waitFor("no backend socket file left", () => c.socketFiles().length === 0, 1_000)
       expect((yield* registry.counters).idleExits).toBe(1)
       expect(yield* registry.snapshot).toEqual([])
       const next = yield* registry.acquire("idle")
@@ -271,7 +240,7 @@ describe("BackendRegistry with real processes", () => {
       const [unix, tcp] = yield* Effect.all([registry.acquire("on-unix"), registry.acquire("on-tcp")], { concurrency: 2 })
       expect(tcp.endpoint).toMatchObject({ kind: "tcp", host: "127.0.0.1" })
       if (tcp.endpoint.kind !== "tcp") throw new Error("expected a tcp endpoint")
-      expect(cmdline(tcp.pid)).toEqual(expect.arrayContaining([`127.0.0.1:${tcp.endpoint.port}`, String(tcp.endpoint.port)]))
+      expect(argvOf(tcp.pid)).toEqual(expect.arrayContaining([`127.0.0.1:${tcp.endpoint.port}`, String(tcp.endpoint.port)]))
       expect(yield* echo(tcp.endpoint, "over tcp")).toBe("over tcp")
       expect([...c.backendPids()].sort()).toEqual([unix.pid, tcp.pid].sort())
       expect(c.socketFiles()).toHaveLength(1)
@@ -290,7 +259,7 @@ describe("BackendRegistry with real processes", () => {
       const registry = yield* live(registryFor(c)).pipe(Scope.extend(scope))
       yield* registry.acquire("ready")
       const pending = yield* Effect.fork(registry.acquire("starting"))
-      yield* waitUntil(() => c.backendPids().length === 2)
+      yield* waitFor("two backends running", () => c.backendPids().length === 2, 5_000)
       yield* Scope.close(scope, Exit.void)
       expect(c.backendPids()).toEqual([])
       expect(c.socketFiles()).toEqual([])

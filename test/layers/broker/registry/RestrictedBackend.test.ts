@@ -4,20 +4,20 @@
  * its socket sits in a 0700 directory of its own under `run/backends/`, handed to that user and mounted
  * into its view, and the broker's clients (root) connect to it there.
  */
-import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { makeBroker } from "../../../../src/layers/broker/Broker.js"
 import { makeBrokerClient } from "../../../../src/layers/broker/BrokerClient.js"
+import { resolveModuleUser } from "../../../../src/layers/host/launcher/ModuleUser.js"
 import { ProcessLauncherLive } from "../../../../src/layers/host/launcher/ProcessLauncher.js"
 import { LoopbackPortsLive } from "../../../../src/layers/system/LoopbackPorts.js"
-import type { Endpoint } from "../../../../src/services/broker/BrokerProtocol.js"
 import { defaultModuleUser } from "../../../../src/services/host/ProcessLauncher.js"
 import { makeEchoServices } from "../../../support/brokerFixture.js"
+import { echo } from "../../../support/brokerRegistry.js"
+import { processesWhoseArgv } from "../../../support/procfs.js"
 
 /** An interpreter the module user can run (root's pyenv shims live in a 0700 home). */
 const systemPython = "/usr/bin/python3"
@@ -33,33 +33,13 @@ const uidOf = (pid: number): number => Number(/^Uid:\s+(\d+)/m.exec(Fs.readFileS
 
 /** The Python processes running `script` (not the launcher's wrappers, whose argv names it too). */
 const interpretersRunning = (script: string): ReadonlyArray<number> =>
-  Fs.readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).map(Number).filter((pid) => {
+  processesWhoseArgv((argv, pid) => {
     try {
-      return Fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(script) &&
-        Path.basename(Fs.readlinkSync(`/proc/${pid}/exe`)).startsWith("python")
+      return argv.includes(script) && Path.basename(Fs.readlinkSync(`/proc/${pid}/exe`)).startsWith("python")
     } catch {
       return false
     }
   })
-
-/** Sends a line to the backend at `endpoint` (bounded: 5 s) and answers what comes back. */
-const echo = (endpoint: Endpoint, line: string): Effect.Effect<string, Error> =>
-  Effect.async<string, Error>((resume) => {
-    const socket = endpoint.kind === "unix"
-      ? Net.createConnection({ path: endpoint.path })
-      : Net.createConnection({ host: endpoint.host, port: endpoint.port })
-    let received = ""
-    socket.on("error", (error) => resume(Effect.fail(error)))
-    socket.on("connect", () => socket.write(`${line}\n`))
-    socket.on("data", (chunk) => {
-      received += chunk.toString("utf8")
-      if (received.endsWith("\n")) {
-        socket.destroy()
-        resume(Effect.succeed(received.trimEnd()))
-      }
-    })
-    return Effect.sync(() => socket.destroy())
-  }).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error(`no echo from ${JSON.stringify(endpoint)} within 5 s`) }))
 
 /**
  * A data dir searchable by anyone (0755), so that only the broker's own modes (`run/` 0700) stand
@@ -79,7 +59,8 @@ describe("a module-restricted broker backend on a root host", () => {
     "runs as the module user, not root, and answers hellos end to end through its own 0700 socket directory",
     () =>
       Effect.gen(function*() {
-        const moduleUid = Number(execFileSync("id", ["-u", defaultModuleUser], { encoding: "utf8" }).trim())
+        // Resolving creates the module user on a fresh machine, whichever test file runs first.
+        const moduleUid = (yield* Effect.orDie(resolveModuleUser(defaultModuleUser))).uid
         const data = yield* dataDir
         data.define("echo", { sandbox_profile: "module-restricted" })
         const backendsDir = Path.join(data.dir, "run", "backends")

@@ -12,7 +12,7 @@ import { ProcessLauncherLive } from "../../../../src/layers/host/launcher/Proces
 import { detectTools, wrapCommand } from "../../../../src/layers/host/launcher/SandboxArgv.js"
 import { type ChildHandle, type LaunchSpec, ProcessLauncher } from "../../../../src/services/host/ProcessLauncher.js"
 import { killPid } from "../../../support/hostProcess.js"
-import { liveSleepers, sleepMarker, waitUntil } from "./processTable.js"
+import { liveSleepers, sleepMarker, waitUntil } from "../../../support/procfs.js"
 
 const escaper = Path.resolve(import.meta.dirname, "../../../fixtures/escaper.py")
 const orphanHost = Path.resolve(import.meta.dirname, "../../../support/orphan-host.mjs")

@@ -16,6 +16,7 @@ import { makeProcessLauncher, ProcessLauncherLive } from "../../../../src/layers
 import { detectTools, findTools } from "../../../../src/layers/host/launcher/SandboxArgv.js"
 import { defaultModuleUser, type LaunchSpec, ProcessLauncher } from "../../../../src/services/host/ProcessLauncher.js"
 import { control, makeDataDir, removeDataDirs, startHost } from "../../../support/hostProcess.js"
+import { cmdlineOf, descendantsOf, environOf } from "../../../support/procfs.js"
 
 const isRoot = process.getuid?.() === 0
 const { tools } = findTools()
@@ -177,7 +178,7 @@ describe("module-isolated (bubblewrap view)", () => {
       expect((invoked.body as { decision: { decision: string } }).decision.decision).toBe("allow")
       // What Dator's process sees, from the host's side through /proc/<pid>/root: its view, not the host's.
       // The deepest such process: bwrap (PID 1 of the namespace, outside the view) carries dator.py in its argv too.
-      const python = descendants(dator?.pid ?? 0).filter((pid) => readOr(`/proc/${pid}/cmdline`).includes("dator.py")).at(-1)
+      const python = descendantsOf(dator?.pid ?? 0).filter((pid) => cmdlineOf(pid).includes("dator.py")).at(-1)
       expect(python).toBeDefined()
       const view = `/proc/${python}/root`
       const modules = Path.resolve(import.meta.dirname, "../../../../modules")
@@ -185,7 +186,7 @@ describe("module-isolated (bubblewrap view)", () => {
       expect(Fs.existsSync(Path.join(view, modules, "arca"))).toBe(false)
       expect(Fs.existsSync(Path.join(view, dataDir))).toBe(false)
       expect(Fs.existsSync(Path.join(view, "root"))).toBe(false)
-      expect(readOr(`/proc/${python}/environ`).split("\0")).toContain("CORRAL_DATA_DIR=/media")
+      expect(python === undefined ? undefined : environOf(python).CORRAL_DATA_DIR).toBe("/media")
     }))
 
   it("config show says whether module-isolated is available here", () => {
@@ -197,25 +198,3 @@ describe("module-isolated (bubblewrap view)", () => {
     if (tools.bwrap === undefined) expect(runtime.module_isolated_problem).toContain("apt-get install bubblewrap")
   })
 })
-
-const readOr = (path: string): string => {
-  try {
-    return Fs.readFileSync(path, "utf8")
-  } catch {
-    return ""
-  }
-}
-
-/** Every descendant of `pid`, through `/proc/<pid>/task/<pid>/children` (bounded by the tree's size). */
-const descendants = (pid: number): ReadonlyArray<number> => {
-  const found: Array<number> = []
-  const queue = [pid]
-  while (queue.length > 0 && found.length < 256) {
-    const next = queue.shift() ?? 0
-    for (const child of readOr(`/proc/${next}/task/${next}/children`).split(" ").filter((entry) => entry !== "").map(Number)) {
-      found.push(child)
-      queue.push(child)
-    }
-  }
-  return found
-}

@@ -9,7 +9,7 @@ import { makeProcessLauncher, ProcessLauncherLive } from "../../../../src/layers
 import { detectTools, wrapCommand } from "../../../../src/layers/host/launcher/SandboxArgv.js"
 import { type ChildHandle, type LaunchSpec, ProcessLauncher } from "../../../../src/services/host/ProcessLauncher.js"
 import { killPid } from "../../../support/hostProcess.js"
-import { groupOf, isAlive, liveSleepers, procStat, sleepMarker, waitUntil } from "./processTable.js"
+import { groupOf, isAlive, liveSleepers, procStat, sleepMarker, waitUntil } from "../../../support/procfs.js"
 
 const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "corral-launcher-test-"))
 afterAll(() => Fs.rmSync(root, { recursive: true, force: true }))
@@ -75,6 +75,8 @@ describe("ProcessLauncherLive", () => {
       const tools = yield* detectTools
       expect(tools.setpriv).toBeDefined()
       const marker = sleepMarker()
+      // Registered first so it runs last: whatever sleep outlived the host (a failed check) is KILLed.
+      yield* Effect.addFinalizer(() => Effect.sync(() => liveSleepers(marker).forEach((pid) => process.kill(pid, "SIGKILL"))))
       const wrapped = wrapCommand({ executable: "/bin/sleep", args: [marker], env: {}, sandbox: "none" }, tools)
       const host = spawn(process.execPath, [orphanHost, JSON.stringify([wrapped.file, ...wrapped.args])], {
         stdio: ["ignore", "pipe", "inherit"]
@@ -82,7 +84,10 @@ describe("ProcessLauncherLive", () => {
       yield* Effect.addFinalizer(() => Effect.sync(() => host.exitCode === null && host.signalCode === null && host.kill("SIGKILL")))
       yield* Effect.async<number>((resume) => {
         host.stdout.once("data", (data: Buffer) => resume(Effect.succeed(Number(data.toString().trim()))))
-      })
+      }).pipe(
+        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("the stand-in host printed nothing within 5 s") }),
+        Effect.orDie
+      )
       expect(yield* waitUntil(() => liveSleepers(marker).length === 1, 2_000)).toBe(true)
       killPid(host.pid)
       expect(yield* waitUntil(() => liveSleepers(marker).length === 0, 2_000)).toBe(true)

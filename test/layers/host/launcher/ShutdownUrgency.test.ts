@@ -4,7 +4,7 @@
  * declared the grace is kept (the stop is still waiting when the check runs).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Effect, Fiber, Schedule } from "effect"
 import { ProcessLauncherLive } from "../../../../src/layers/host/launcher/ProcessLauncher.js"
 import { type LaunchSpec, ProcessLauncher } from "../../../../src/services/host/ProcessLauncher.js"
 import { makeShutdownUrgency, ShutdownUrgency } from "../../../../src/services/system/ShutdownUrgency.js"
@@ -23,7 +23,11 @@ describe("ShutdownUrgency and child stops", () => {
       const urgency = yield* makeShutdownUrgency
       const { launch } = yield* ProcessLauncher
       const child = yield* launch(stubborn, 20_000)
-      while (!(yield* child.recentLines).includes("armed")) yield* Effect.sleep("10 millis")
+      yield* child.recentLines.pipe(
+        Effect.repeat({ until: (lines) => lines.includes("armed"), schedule: Schedule.spaced("10 millis") }),
+        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("the child did not print \"armed\" within 5 s") }),
+        Effect.orDie
+      )
       const stopping = yield* Effect.fork(Effect.provideService(child.stop(20_000), ShutdownUrgency, urgency))
       yield* Effect.sleep("500 millis")
       expect(yield* Fiber.poll(stopping)).toEqual(expect.objectContaining({ _tag: "None" }))
