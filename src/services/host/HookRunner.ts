@@ -61,8 +61,8 @@ export class UnknownHook extends Schema.TaggedError<UnknownHook>()("UnknownHook"
 
 /** The host's hooks. */
 export interface HookRunnerShape {
-  /** The configured hook names, in config order. */
-  readonly names: ReadonlyArray<string>
+  /** The configured hook names now, in config order (a reload may change them). */
+  readonly names: Effect.Effect<ReadonlyArray<string>>
   /** Runs hook `name` on `envelope`; never fails but for an unknown hook (a failed step is an outcome). */
   readonly invoke: (name: string, envelope: WorkflowEnvelope) => Effect.Effect<HookResult, UnknownHook>
 }

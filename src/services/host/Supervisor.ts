@@ -5,6 +5,7 @@
 import { Context, Schema } from "effect"
 import type { Effect, Scope, Stream } from "effect"
 import type { ComponentRoute, ComponentView } from "./Component.js"
+import type { HostConfig } from "./HostConfig.js"
 import type { LifecycleEvent } from "./Traces.js"
 
 /** No component has that id. */
@@ -47,15 +48,51 @@ export class ComponentFailure extends Schema.TaggedError<ComponentFailure>()("Co
   }
 }
 
+/** The component cannot make that transition (it is not supervised, or it is disabled). */
+export class ImpossibleTransition extends Schema.TaggedError<ImpossibleTransition>()("ImpossibleTransition", {
+  component: Schema.String,
+  action: Schema.Literal("start", "stop", "restart"),
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `cannot ${this.action} ${this.component}: ${this.reason}`
+  }
+}
+
+/** The phase a command aims at: `ready` for start and restart, `stopped` for stop. */
+export type TargetPhase = "ready" | "stopped"
+
+/** What `reconcile` did with each component id. */
+export interface ReconcileOutcome {
+  readonly added: ReadonlyArray<string>
+  readonly removed: ReadonlyArray<string>
+  readonly restarted: ReadonlyArray<string>
+  readonly unchanged: ReadonlyArray<string>
+}
+
 /** The supervisor of the host's components. */
 export interface SupervisorShape {
   readonly list: Effect.Effect<ReadonlyArray<ComponentView>>
   readonly get: (id: string) => Effect.Effect<ComponentView, UnknownComponent>
-  /** Starts a stopped, configured or failed component (an operator start resets its restart budget). */
-  readonly start: (id: string) => Effect.Effect<ComponentView, UnknownComponent>
+  /**
+   * Starts a stopped, configured or failed component (an operator start resets its restart budget);
+   * returns once the start is under way (phase `starting`), not when it is ready: see `settled`.
+   */
+  readonly start: (id: string) => Effect.Effect<ComponentView, UnknownComponent | ImpossibleTransition>
   /** Stops a component and waits until its process group is gone. */
-  readonly stop: (id: string) => Effect.Effect<ComponentView, UnknownComponent>
-  readonly restart: (id: string) => Effect.Effect<ComponentView, UnknownComponent>
+  readonly stop: (id: string) => Effect.Effect<ComponentView, UnknownComponent | ImpossibleTransition>
+  /** Stops then starts; returns once the new start is under way. */
+  readonly restart: (id: string) => Effect.Effect<ComponentView, UnknownComponent | ImpossibleTransition>
+  /**
+   * Waits (at most `timeoutMs`) until the component's phase settles (ready, degraded, failed, stopped or
+   * configured, with no restart pending) and returns its view then; on timeout, the view as it is.
+   */
+  readonly settled: (id: string, timeoutMs: number) => Effect.Effect<ComponentView, UnknownComponent>
+  /**
+   * Makes the running set match `config`: starts added components (in `depends_on` order), stops removed
+   * ones, restarts those whose config changed, leaves the rest alone (same pid).
+   */
+  readonly reconcile: (config: HostConfig) => Effect.Effect<ReconcileOutcome>
   /** Starts every enabled component, concurrently, and waits until each is ready or failed. */
   readonly startAll: Effect.Effect<void>
   /** For executors: the phase and endpoint of a component now. */
