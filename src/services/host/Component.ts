@@ -35,6 +35,10 @@ export const ComponentView = Schema.Struct({
   kind: Schema.String,
   phase: Phase,
   pid: Schema.NullOr(Schema.Number),
+  /** When the current process was launched (ISO 8601); null when none runs. */
+  started_at: Schema.NullOr(Schema.String),
+  /** The components this one starts after and stops before (`depends_on`). */
+  depends_on: Schema.Array(Schema.String),
   endpoint: Schema.NullOr(Schema.String),
   restarts: Schema.Struct({ used: Schema.Number, left: Schema.Number }),
   next_attempt_at: Schema.NullOr(Schema.String),
@@ -42,6 +46,7 @@ export const ComponentView = Schema.Struct({
   last_health: ProbeResult,
   last_error: Schema.NullOr(Schema.String),
   report: Schema.NullOr(ModuleReport),
+  /** The last lines of stdout and stderr of the current process, or of the last one once it has exited. */
   recent_log: Schema.Array(Schema.String),
   /** How far the component's processes are contained (`process-group-only`: a setsid'd grandchild can escape). */
   isolation: Isolation

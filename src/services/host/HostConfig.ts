@@ -57,6 +57,13 @@ export const LaunchConfig = Schema.Struct({
   cwd: Schema.optional(Schema.NonEmptyString),
   env: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { default: () => ({}) }),
   /**
+   * A file of `KEY=VALUE` lines (`#` comments and blank lines allowed; one pair of surrounding quotes is
+   * stripped) added to the child's environment, read by the host at each launch and never printed.
+   * `env` wins over it, and the host's `CORRAL_*` variables over both. A relative path is resolved like
+   * `executable`: against `cwd` when given, else the host's working directory (`{data_dir}` works too).
+   */
+  env_file: Schema.optional(Schema.NonEmptyString),
+  /**
    * `module-isolated`: the module's own directory, the only code it sees (read-only). Default: the
    * directory of the first absolute argument naming an existing file (its script).
    */
@@ -102,14 +109,25 @@ export const defaultHttpConfig: HttpConfig = Schema.decodeSync(HttpConfig)({})
 
 /** When a supervised component is restarted after it fails. */
 export const RestartPolicy = Schema.Struct({
-  mode: Schema.optionalWith(Schema.Literal("never", "on_failure"), { default: () => "on_failure" as const }),
+  /**
+   * `on_failure`: restart after a crash (a non-zero exit or a signal, also before ready) but not after a
+   * clean exit 0 (the component is then `stopped`); `always`: after a clean exit too; `never`: a crash is
+   * `failed`, a clean exit `stopped`.
+   * A readiness timeout or a contract failure is `failed` whatever the mode.
+   */
+  mode: Schema.optionalWith(Schema.Literal("never", "on_failure", "always"), { default: () => "on_failure" as const }),
   max_restarts: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 3 }),
   window_sec: Schema.optionalWith(DurationSec, { default: () => 60 }),
   /** First restart delay; doubles per restart inside the window, with up to 20% jitter. */
   backoff_initial_ms: Schema.optionalWith(DurationMs, { default: () => 20 }),
   backoff_max_ms: Schema.optionalWith(DurationMs, { default: () => 10_000 }),
   /** Time up after which the restart budget is forgotten. */
-  stable_after_sec: Schema.optionalWith(DurationSec, { default: () => 120 })
+  stable_after_sec: Schema.optionalWith(DurationSec, { default: () => 120 }),
+  /**
+   * Consecutive failed health checks (invocation timeouts count too, as for `http.unhealthy_threshold`)
+   * after which a ready or degraded component is restarted, counted against the budget. Unset: never.
+   */
+  restart_after_unhealthy: Schema.optional(PositiveInt)
 })
 /** When a supervised component is restarted after it fails. */
 export type RestartPolicy = typeof RestartPolicy.Type
@@ -148,7 +166,12 @@ export const ComponentConfig = Schema.Struct({
   /** Invocations at once; more fail fast with a typed `busy` error. */
   max_concurrency: Schema.optionalWith(PositiveInt, { default: () => 16 }),
   /** `false` keeps a configured component out of the default start. */
-  enabled: Schema.optionalWith(Schema.Boolean, { default: () => true })
+  enabled: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  /**
+   * Components this one needs: it starts after they are ready (host start, reload) and stops before
+   * them. An unknown id or a cycle is a config error.
+   */
+  depends_on: Schema.optionalWith(Schema.Array(Schema.NonEmptyString), { default: () => [] })
 })
 /** One component. */
 export type ComponentConfig = typeof ComponentConfig.Type
@@ -180,13 +203,15 @@ export const HostSection = Schema.Struct({
       max_connections: Schema.optionalWith(PositiveInt, { default: () => 64 }),
       handler_timeout_ms: Schema.optionalWith(DurationMs, { default: () => 30_000 }),
       /** Hook invocations run at once; fewer than `max_connections` (default half), so operator routes keep capacity. */
-      max_hook_invocations: Schema.optional(PositiveInt)
+      max_hook_invocations: Schema.optional(PositiveInt),
+      /** Whether `/metrics` needs the token like `/v1/*` (Prometheus sends it with `bearer_token_file`); false opens it. */
+      metrics_auth: Schema.optionalWith(Schema.Boolean, { default: () => true })
     }).pipe(Schema.filter((control) =>
       control.max_hook_invocations === undefined || control.max_hook_invocations < control.max_connections ||
       `max_hook_invocations (${control.max_hook_invocations}) must be smaller than max_connections ` +
         `(${control.max_connections}): operator requests need capacity that hook calls cannot take`
     )),
-    { default: () => ({ host: "127.0.0.1", port: 0, max_connections: 64, handler_timeout_ms: 30_000 }) }
+    { default: () => ({ host: "127.0.0.1", port: 0, max_connections: 64, handler_timeout_ms: 30_000, metrics_auth: true }) }
   ),
   logs: Schema.optionalWith(RotationConfig, { default: () => ({ max_bytes: 1_048_576, keep: 3 }) }),
   trace: Schema.optionalWith(RotationConfig, { default: () => ({ max_bytes: 4_194_304, keep: 3 }) })

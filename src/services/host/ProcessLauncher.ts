@@ -80,6 +80,8 @@ export interface ChildHandle {
   readonly exit: Effect.Effect<ExitInfo>
   /** Last lines of output (stdout and stderr interleaved), oldest first. */
   readonly recentLines: Effect.Effect<ReadonlyArray<string>>
+  /** Last lines of stderr alone (a few), oldest first: what explains a crash. */
+  readonly stderrLines: Effect.Effect<ReadonlyArray<string>>
   /** TERM to the group, wait up to `timeoutMs`, KILL to the group, wait until it is empty (bounded). */
   readonly stop: (timeoutMs: number) => Effect.Effect<StopOutcome>
 }

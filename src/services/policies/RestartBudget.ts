@@ -1,13 +1,13 @@
 /**
- * Restart budget: whether a failed component is restarted, and after how long. Pure: time and the
- * jitter draw are passed in. `max_restarts` per sliding `window_sec`, exponential backoff from
+ * Restart budget: whether a component whose run ended is restarted, and after how long. Pure: time and
+ * the jitter draw are passed in. `max_restarts` per sliding `window_sec`, exponential backoff from
  * `backoff_initial_ms` capped at `backoff_max_ms` with up to 20% jitter, and a budget forgotten
- * once the component has stayed up for `stable_after_sec`.
+ * once the component has stayed up for `stable_after_sec`. A clean exit is restarted only under `always`.
  */
 
 /** The knobs, as in a component's `restart_policy`. */
 export interface RestartBudgetPolicy {
-  readonly mode: "never" | "on_failure"
+  readonly mode: "never" | "on_failure" | "always"
   readonly max_restarts: number
   readonly window_sec: number
   readonly backoff_initial_ms: number
@@ -24,10 +24,18 @@ export interface RestartBudgetState {
 /** A fresh budget. */
 export const initialRestartBudget: RestartBudgetState = { restarts: [], upSince: null }
 
-/** What to do after a failure. */
+/** What to do after a run ended: restart after a delay, give up (`failed`), or stay stopped (a clean exit). */
 export type RestartDecision =
   | { readonly _tag: "Restart"; readonly delayMs: number; readonly attempt: number }
   | { readonly _tag: "GiveUp"; readonly reason: string }
+  | { readonly _tag: "Stay"; readonly reason: string }
+
+/**
+ * How a run ended: its process crashed after it was ready (`crashed`: a non-zero code or a signal) or
+ * before (`crashed_starting`), exited with code 0 (`exited_cleanly`), or was stopped by the host after
+ * `restart_after_unhealthy` failed health checks (`unhealthy`).
+ */
+export type RunEnding = "crashed" | "crashed_starting" | "exited_cleanly" | "unhealthy"
 
 /** The component became ready at `now`. */
 export const markUp = (state: RestartBudgetState, now: number): RestartBudgetState => ({ ...state, upSince: now })
@@ -45,6 +53,24 @@ export const budgetUsage = (
 
 const inWindow = (policy: RestartBudgetPolicy, state: RestartBudgetState, now: number): ReadonlyArray<number> =>
   state.restarts.filter((at) => now - at < policy.window_sec * 1000)
+
+/**
+ * Decides after a run ended at `now` (`jitter`: a draw from [0, 1)): a clean exit is restarted only under
+ * `always` (else the component stays stopped); every other ending is a failure (see `onFailure`).
+ */
+export const afterRun = (
+  policy: RestartBudgetPolicy,
+  state: RestartBudgetState,
+  ending: RunEnding,
+  now: number,
+  jitter: number
+): { readonly state: RestartBudgetState; readonly decision: RestartDecision } =>
+  ending === "exited_cleanly" && policy.mode !== "always"
+    ? {
+      state: { ...state, upSince: null },
+      decision: { _tag: "Stay", reason: `restart_policy.mode ${policy.mode} does not restart a clean exit ("always" does)` }
+    }
+    : onFailure(policy, state, now, jitter)
 
 /** Decides after a failure at `now`; `jitter` is a draw from [0, 1). */
 export const onFailure = (

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { budgetUsage, initialRestartBudget, markUp, onFailure, type RestartBudgetPolicy } from "../../../src/services/policies/RestartBudget.js"
+import { afterRun, budgetUsage, initialRestartBudget, markUp, onFailure, type RestartBudgetPolicy } from "../../../src/services/policies/RestartBudget.js"
 
 const policy: RestartBudgetPolicy = {
   mode: "on_failure",
@@ -65,5 +65,41 @@ describe("restart budget", () => {
     expect(onFailure(longWindow, state, 10 + 119_999, 0).decision._tag).toBe("GiveUp")
     const stable = onFailure(longWindow, state, 10 + 120_000, 0)
     expect(stable.decision).toEqual({ _tag: "Restart", delayMs: 200, attempt: 1 })
+  })
+})
+
+describe("restart budget after a run (afterRun)", () => {
+  const endings = ["crashed", "crashed_starting", "exited_cleanly", "unhealthy"] as const
+  const table: ReadonlyArray<readonly [RestartBudgetPolicy["mode"], (typeof endings)[number], string]> = [
+    ["on_failure", "crashed", "Restart"],
+    ["on_failure", "crashed_starting", "Restart"],
+    ["on_failure", "exited_cleanly", "Stay"],
+    ["on_failure", "unhealthy", "Restart"],
+    ["always", "crashed", "Restart"],
+    ["always", "crashed_starting", "Restart"],
+    ["always", "exited_cleanly", "Restart"],
+    ["always", "unhealthy", "Restart"],
+    ["never", "crashed", "GiveUp"],
+    ["never", "crashed_starting", "GiveUp"],
+    ["never", "exited_cleanly", "Stay"],
+    ["never", "unhealthy", "GiveUp"]
+  ]
+
+  it.each(table)("mode %s, run %s: %s", (mode, ending, expected) => {
+    expect(afterRun({ ...policy, mode }, initialRestartBudget, ending, 0, 0).decision._tag).toBe(expected)
+  })
+
+  it("a clean exit that stays stopped spends nothing and says which mode would restart it", () => {
+    const step = afterRun(policy, initialRestartBudget, "exited_cleanly", 0, 0)
+    expect(step.decision).toEqual({ _tag: "Stay", reason: "restart_policy.mode on_failure does not restart a clean exit (\"always\" does)" })
+    expect(budgetUsage(policy, step.state, 0)).toEqual({ used: 0, left: 3 })
+  })
+
+  it("under always, clean exits and crashes spend one budget, then it gives up", () => {
+    const always = { ...policy, mode: "always" as const }
+    let state = initialRestartBudget
+    for (const ending of ["exited_cleanly", "crashed_starting", "unhealthy"] as const) state = afterRun(always, state, ending, 0, 0).state
+    expect(budgetUsage(always, state, 0)).toEqual({ used: 3, left: 0 })
+    expect(afterRun(always, state, "exited_cleanly", 1, 0).decision._tag).toBe("GiveUp")
   })
 })

@@ -1,7 +1,9 @@
 /**
  * Checks a decoded config needs beyond its schema: a component's `id` matches its key, its kind has
- * the fields it needs, and every hook names defined components. Problems are blamed through provenance.
+ * the fields it needs, its `depends_on` names defined components without a cycle, and every hook names
+ * defined components. Problems are blamed through provenance.
  */
+import { dependencyProblems } from "../../../services/host/DependencyOrder.js"
 import type { ComponentConfig, HostConfig } from "../../../services/host/HostConfig.js"
 import type { ConfigPath, ConfigProblem, PathIssue } from "./ConfigProblem.js"
 import { quoteAll } from "./Expectations.js"
@@ -30,7 +32,7 @@ const kindRequirements = (component: ComponentConfig): ReadonlyArray<PathIssue> 
   }
 }
 
-/** Every cross-check problem of `config`, in component then hook order. */
+/** Every cross-check problem of `config`, in component, then dependency, then hook order. */
 export const crossCheck = (config: HostConfig, provenance: Provenance): ReadonlyArray<ConfigProblem> => {
   const problems: Array<ConfigProblem> = []
   const componentIds = Object.keys(config.components)
@@ -45,6 +47,13 @@ export const crossCheck = (config: HostConfig, provenance: Provenance): Readonly
     for (const requirement of kindRequirements(component)) {
       problems.push({ file: kindSource, path: [...at, ...requirement.path], reason: requirement.reason })
     }
+  }
+  for (const problem of dependencyProblems(config.components)) {
+    const path = ["components", problem.component, "depends_on", problem.index]
+    const reason = problem._tag === "Unknown"
+      ? `"${problem.component}" depends on "${problem.missing}", which is not in components (defined: ${quoteAll(componentIds)})`
+      : `depends_on makes a cycle (${problem.cycle.join(" → ")}): no order can start them; remove one of these dependencies`
+    problems.push({ file: blame(provenance, path), path, reason })
   }
   for (const [hook, chain] of Object.entries(config.hooks)) {
     const listed = "components" in chain ? chain.components : chain

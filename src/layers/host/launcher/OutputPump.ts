@@ -23,15 +23,20 @@ const appendLines = (lines: ReadonlyArray<string>, complete: ReadonlyArray<strin
   return all.length > limit ? all.slice(all.length - limit) : all
 }
 
+/** Where a pump keeps the last `limit` complete lines of what it reads. */
+export interface LineSink {
+  readonly lines: Ref.Ref<ReadonlyArray<string>>
+  readonly limit: number
+}
+
 /**
- * Reads `readable` to its end, handing each chunk to `onChunk` and each complete line to `recent`
+ * Reads `readable` to its end, handing each chunk to `onChunk` and each complete line to every sink
  * (lines are capped at 8 KiB; the unfinished tail is owned by this fiber alone).
  */
 export const pumpOutput = (
   readable: Readable,
   onChunk: (chunk: Uint8Array) => Effect.Effect<void, LaunchError>,
-  recent: Ref.Ref<ReadonlyArray<string>> | undefined,
-  limit: number
+  sinks: ReadonlyArray<LineSink>
 ): Effect.Effect<void, LaunchError> =>
   Effect.suspend(() => {
     const decoder = new TextDecoder()
@@ -46,7 +51,7 @@ export const pumpOutput = (
       return parts.map((line) => (line.endsWith("\r") ? line.slice(0, -1) : line))
     }
     const remember = (complete: ReadonlyArray<string>) =>
-      recent === undefined ? Effect.void : Ref.update(recent, (lines) => appendLines(lines, complete, limit))
+      Effect.forEach(sinks, (sink) => Ref.update(sink.lines, (lines) => appendLines(lines, complete, sink.limit)), { discard: true })
     return NodeStream.fromReadable(() => readable, (cause) => new OutputReadFailed(cause)).pipe(
       Stream.runForEach((chunk) =>
         Effect.zipRight(onChunk(chunk), remember(takeLines(decoder.decode(chunk, { stream: true }))))

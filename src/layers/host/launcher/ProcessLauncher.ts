@@ -41,6 +41,9 @@ export const defaultRotation: Rotation = { maxBytes: 1024 * 1024, keep: 3 }
 /** Lines of output kept in memory when `LaunchSpec.recentLines` is not given. */
 export const defaultRecentLines = 50
 
+/** Lines of stderr alone kept in memory (`ChildHandle.stderrLines`): what explains a crash. */
+export const stderrTailLines = 5
+
 /** After the child exits, how long `exit` waits for its pipes to reach end (a grandchild may hold them). */
 export const drainGraceMs = 1_000
 
@@ -127,6 +130,7 @@ const makeLaunch = (tools: LaunchTools, users: UserLookup): ProcessLauncherShape
       : yield* makeRotatingFile(spec.logFile, spec.rotation ?? defaultRotation)
     const limit = Math.max(0, spec.recentLines ?? defaultRecentLines)
     const recent = yield* Ref.make<ReadonlyArray<string>>([])
+    const stderrLines = yield* Ref.make<ReadonlyArray<string>>([])
     const drained = yield* Deferred.make<void>()
     const finished = yield* Deferred.make<ExitInfo>()
     const stopPermit = yield* Effect.makeSemaphore(1)
@@ -140,8 +144,8 @@ const makeLaunch = (tools: LaunchTools, users: UserLookup): ProcessLauncherShape
       child.stdin.end()
       yield* Effect.forkScoped(Effect.interruptible(
         Effect.all([
-          pumpOutput(child.stdout, writeLog, recent, limit),
-          pumpOutput(child.stderr, writeLog, recent, limit)
+          pumpOutput(child.stdout, writeLog, [{ lines: recent, limit }]),
+          pumpOutput(child.stderr, writeLog, [{ lines: recent, limit }, { lines: stderrLines, limit: stderrTailLines }])
         ], { concurrency: 2, discard: true }).pipe(
           Effect.catchAll(() => Effect.void),
           Effect.ensuring(Deferred.succeed(drained, undefined))
@@ -170,6 +174,7 @@ const makeLaunch = (tools: LaunchTools, users: UserLookup): ProcessLauncherShape
       pid: spawned.pid,
       exit: Deferred.await(finished),
       recentLines: Ref.get(recent),
+      stderrLines: Ref.get(stderrLines),
       stop: (timeoutMs) => stopPermit.withPermits(1)(stopGroup(spawned, timeoutMs))
     } satisfies ChildHandle
   })).pipe(Effect.annotateLogs("child", spec.name))
@@ -226,8 +231,8 @@ const makeRun = (tools: LaunchTools, users: UserLookup): ProcessLauncherShape["r
     child.stdin.end(stdin)
     yield* Effect.forkScoped(
       Effect.all([
-        pumpOutput(child.stdout, collectStdout, undefined, 0),
-        pumpOutput(child.stderr, keepStderr, undefined, 0)
+        pumpOutput(child.stdout, collectStdout, []),
+        pumpOutput(child.stderr, keepStderr, [])
       ], { concurrency: 2, discard: true }).pipe(
         Effect.catchAll((error) => Deferred.fail(outcome, error)),
         Effect.ensuring(Deferred.succeed(drained, undefined))

@@ -50,8 +50,8 @@ export interface SimulatedProcesses {
   readonly crash: (pid: number, code: number) => Effect.Effect<void>
   /** Makes `pid` ignore TERM: a stop then waits its full `timeoutMs` and KILLs it. */
   readonly ignoreTerm: (pid: number) => Effect.Effect<void>
-  /** Appends `line` to `pid`'s recent output. */
-  readonly emit: (pid: number, line: string) => Effect.Effect<void>
+  /** Appends `line` to `pid`'s recent output (and to its stderr lines when `stream` is `stderr`). */
+  readonly emit: (pid: number, line: string, stream?: "stdout" | "stderr") => Effect.Effect<void>
   /** Replaces how launches are decided (default: every launch starts). */
   readonly scriptLaunch: (script: LaunchScript) => Effect.Effect<void>
   /** Replaces how `run` answers (default: exit 0, empty stdout). */
@@ -65,6 +65,13 @@ interface SimulatedProcess {
   readonly exited: Deferred.Deferred<ExitInfo>
   readonly ignoresTerm: Ref.Ref<boolean>
   readonly lines: Ref.Ref<ReadonlyArray<string>>
+  readonly stderr: Ref.Ref<ReadonlyArray<string>>
+}
+
+/** Appends `line`, keeping the last `limit`. */
+const keepLast = (lines: ReadonlyArray<string>, line: string, limit: number) => {
+  const next = [...lines, line]
+  return next.length > limit ? next.slice(next.length - limit) : next
 }
 
 const emptyOutput = new Uint8Array(0)
@@ -112,7 +119,8 @@ export const makeSimulatedLauncher: Effect.Effect<{
         launch: { pid, spec, stopTimeoutMs },
         exited: yield* Deferred.make<ExitInfo>(),
         ignoresTerm: yield* Ref.make(false),
-        lines: yield* Ref.make<ReadonlyArray<string>>([])
+        lines: yield* Ref.make<ReadonlyArray<string>>([]),
+        stderr: yield* Ref.make<ReadonlyArray<string>>([])
       }
       yield* Ref.update(processes, (map) => new Map(map).set(pid, process))
       yield* Ref.update(launched, (all) => [...all, process.launch])
@@ -123,6 +131,7 @@ export const makeSimulatedLauncher: Effect.Effect<{
         pid,
         exit: Deferred.await(process.exited),
         recentLines: Ref.get(process.lines),
+        stderrLines: Ref.get(process.stderr),
         stop: (timeoutMs) => stopPermit.withPermits(1)(stop(process, timeoutMs))
       } satisfies ChildHandle
     })
@@ -165,13 +174,12 @@ export const makeSimulatedLauncher: Effect.Effect<{
     }),
     crash: (pid, code) => withProcess(pid, (process) => Deferred.succeed(process.exited, { code, signal: null })),
     ignoreTerm: (pid) => withProcess(pid, (process) => Ref.set(process.ignoresTerm, true)),
-    emit: (pid, line) =>
+    emit: (pid, line, stream = "stdout") =>
       withProcess(pid, (process) =>
-        Ref.update(process.lines, (lines) => {
-          const limit = process.launch.spec.recentLines ?? 50
-          const next = [...lines, line]
-          return next.length > limit ? next.slice(next.length - limit) : next
-        })),
+        Effect.zipRight(
+          Ref.update(process.lines, (lines) => keepLast(lines, line, process.launch.spec.recentLines ?? 50)),
+          stream === "stderr" ? Ref.update(process.stderr, (lines) => keepLast(lines, line, 5)) : Effect.void
+        )),
     scriptLaunch: (script) => Ref.set(launchScript, script),
     scriptRun: (script) => Ref.set(runScript, script),
     runs: Ref.get(runCalls)

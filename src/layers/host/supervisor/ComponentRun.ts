@@ -1,12 +1,12 @@
 /**
  * One run of a supervised component: a port or socket, a fresh launch token, the launch (clean
- * environment, sandbox, rotated log), readiness, `middleware-init`, `ready`, then health checks until
- * the process exits. The run's scope owns the process: leaving it stops the whole group (TERM → grace
- * → KILL), then forgets the token and removes the socket.
+ * environment plus `env_file`, sandbox, rotated log), readiness, `middleware-init`, `ready`, then health
+ * checks until the process exits (or fails `restart_after_unhealthy` checks in a row). The run's scope owns
+ * the process: leaving it stops the whole group (TERM → grace → KILL), then forgets the token and removes the socket.
  */
 import { randomBytes } from "node:crypto"
 import * as Path from "node:path"
-import { Clock, Effect, Option, Ref, SubscriptionRef } from "effect"
+import { Clock, Effect, Either, Option, Ref, Stream, SubscriptionRef } from "effect"
 import type { HostConfig } from "../../../services/host/HostConfig.js"
 import type { ModuleClientShape } from "../../../services/host/ModuleClient.js"
 import { defaultModuleUser, type ExitInfo, type LaunchSpec, type ProcessLauncherShape } from "../../../services/host/ProcessLauncher.js"
@@ -15,24 +15,28 @@ import type { LoopbackPortsShape } from "../../../services/system/LoopbackPorts.
 import { substitutePlaceholders } from "../../../services/system/Placeholders.js"
 import { markUp } from "../../../services/policies/RestartBudget.js"
 import { privateDirectory } from "../../system/PrivateDirectory.js"
-import type { Managed } from "./ComponentState.js"
+import { readEnvFile } from "../launcher/EnvFile.js"
+import { type Managed, noProcess } from "./ComponentState.js"
 import type { HealthWatch } from "./HealthWatch.js"
 import { awaitReady, initialize } from "./ModuleHandshake.js"
 import { moduleListen, type SocketPlace } from "./ModuleListen.js"
 import type { Transitions } from "./Transitions.js"
 
 /**
- * How one run of a component ended: its process exited after being ready, the run failed, or the
- * host was out of descriptors for its port or its spawn (transient: retried, never `failed`).
+ * How one run of a component ended: its process exited (before it was ready, or after), the host
+ * stopped it after `restart_after_unhealthy` failed checks in a row, the run failed, or the host was
+ * out of descriptors for its port or its spawn (transient: retried, never `failed`).
  */
 export type RunEnd =
-  | { readonly _tag: "Crashed"; readonly exit: ExitInfo }
+  | { readonly _tag: "Exited"; readonly exit: ExitInfo; readonly beforeReady: boolean }
+  | { readonly _tag: "Unhealthy"; readonly streak: number }
   | { readonly _tag: "Fatal"; readonly failure: ComponentFailure }
   | { readonly _tag: "OutOfDescriptors"; readonly detail: string }
 
 /** What a run needs from the supervisor. */
 export interface RunContext {
-  readonly config: HostConfig
+  /** The host's config now (a reload replaces it): for log rotation and the module's `modules` subtree. */
+  readonly currentConfig: Effect.Effect<HostConfig>
   readonly dataDir: string
   readonly launcher: ProcessLauncherShape
   readonly client: ModuleClientShape
@@ -98,6 +102,14 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
       // No `data_dir`: config loading already replaced `{data_dir}` in every string (ConfigPlaceholders).
       const values = { ...listen.right.placeholders, component_id: managed.id }
       const cwd = launch.cwd !== undefined ? substitutePlaceholders(launch.cwd, values) : workDir
+      // Read at every launch, so a rotated secret reaches the next (re)start. Resolved like the executable:
+      // against launch.cwd when given, else the host's working directory (never the private work dir).
+      const envBase = launch.cwd === undefined ? process.cwd() : Path.resolve(substitutePlaceholders(launch.cwd, values))
+      const fromFile = launch.env_file === undefined
+        ? Either.right({})
+        : yield* Effect.either(readEnvFile(Path.resolve(envBase, substitutePlaceholders(launch.env_file, values))))
+      if (fromFile._tag === "Left") return launchFailed(managed, `components.${managed.id}: ${fromFile.left}`)
+      const config = yield* context.currentConfig
       // A module run as its own user reaches nothing of the data dir; its data lives in its work dir, at
       // the path the launcher gives it there (its own directory bind-mounted at /media when it has a mount namespace).
       const dataDirOfModule = ownView && workDir !== undefined ? context.launcher.ownDirPath(workDir, sandbox) : context.dataDir
@@ -108,6 +120,7 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
         ...(cwd === undefined ? {} : { cwd }),
         ...(launch.module_dir === undefined ? {} : { moduleDir: substitutePlaceholders(launch.module_dir, values) }),
         env: {
+          ...fromFile.right,
           ...Object.fromEntries(Object.entries(launch.env).map(([k, v]) => [k, substitutePlaceholders(v, values)])),
           CORRAL_MODULE_ID: component.module_id ?? managed.id,
           CORRAL_COMPONENT_ID: managed.id,
@@ -120,18 +133,19 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
         // The private work dir is the module's own: handed to its user when it runs as one.
         ownsCwd: launch.cwd === undefined,
         logFile: Path.join(context.dataDir, "logs", `${managed.id}.log`),
-        rotation: { maxBytes: context.config.host.logs.max_bytes, keep: context.config.host.logs.keep }
+        rotation: { maxBytes: config.host.logs.max_bytes, keep: config.host.logs.keep }
       }
       const launched = yield* Effect.either(context.launcher.launch(spec, component.stop_timeout_ms))
       if (launched._tag === "Left") return launchFailed(managed, launched.left.message)
       const child = launched.right
       yield* Ref.set(managed.child, Option.some(child))
-      yield* SubscriptionRef.update(managed.state, (s) => ({ ...s, pid: child.pid, endpoint, token, nextAttemptAt: null }))
+      const launchedAt = yield* Clock.currentTimeMillis
+      yield* SubscriptionRef.update(managed.state, (s) => ({ ...s, pid: child.pid, startedAt: launchedAt, endpoint, token, nextAttemptAt: null }))
       yield* Effect.addFinalizer(() =>
         Effect.flatMap(child.stop(component.stop_timeout_ms), (outcome) =>
           SubscriptionRef.update(managed.state, (s) => ({
             ...s,
-            pid: null,
+            ...noProcess,
             token: null,
             lastStop: outcome,
             lastError: outcome.survivors.length > 0
@@ -140,8 +154,13 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
           })))
       )
       const ready = yield* Effect.either(awaitReady(context.client, context.transitions, managed, http, endpoint, child))
-      if (ready._tag === "Left") return { _tag: "Fatal", failure: ready.left } as const
-      const moduleConfig = context.config.modules[component.module_id ?? managed.id] ?? {}
+      if (ready._tag === "Left") {
+        // An exit before ready is a start-up crash (the restart policy decides), not a contract failure.
+        return ready.left.reason === "ExitedEarly"
+          ? { _tag: "Exited", exit: yield* child.exit, beforeReady: true } as const
+          : { _tag: "Fatal", failure: ready.left } as const
+      }
+      const moduleConfig = config.modules[component.module_id ?? managed.id] ?? {}
       const report = yield* Effect.either(initialize(context.client, managed, http, endpoint, token, moduleConfig))
       if (report._tag === "Left") return { _tag: "Fatal", failure: report.left } as const
       const now = yield* Clock.currentTimeMillis
@@ -152,7 +171,15 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
         lastError: null,
         budget: markUp(state.budget, now)
       })
-      const exit = yield* Effect.raceFirst(child.exit, Effect.zipRight(context.health.watch(managed, http, endpoint), Effect.never))
-      return { _tag: "Crashed", exit } as const
+      const exited = Effect.map(child.exit, (exit): RunEnd => ({ _tag: "Exited", exit, beforeReady: false }))
+      const watched = Effect.zipRight(context.health.watch(managed, http, endpoint), Effect.never)
+      const limit = component.restart_policy.restart_after_unhealthy
+      // The streak counts health checks and invocation timeouts alike, whichever fiber records them.
+      const unhealthy = limit === undefined ? Effect.never : managed.state.changes.pipe(
+        Stream.filter((s) => s.unhealthyStreak >= limit),
+        Stream.runHead,
+        Effect.map((s): RunEnd => ({ _tag: "Unhealthy", streak: Option.match(s, { onNone: () => limit, onSome: (s) => s.unhealthyStreak }) }))
+      )
+      return yield* Effect.raceAll([exited, watched, unhealthy])
     })
   )

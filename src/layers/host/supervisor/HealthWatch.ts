@@ -1,12 +1,21 @@
 /**
  * Health of a ready component: its health path is checked on a schedule; `unhealthy_threshold`
  * failures in a row (invocation timeouts count too) make it `degraded`, a success makes it `ready`.
+ * Each check's result is also handed to a listener (the host's event feed).
  */
 import { Duration, Effect, Schedule, SubscriptionRef } from "effect"
 import { defaultHttpConfig, type HttpConfig } from "../../../services/host/HostConfig.js"
 import type { ModuleClientShape } from "../../../services/host/ModuleClient.js"
 import type { Managed, Probe } from "./ComponentState.js"
 import type { Transitions } from "./Transitions.js"
+
+/** One health check's result, as the host's event feed publishes it. */
+export interface HealthResult {
+  readonly at: string
+  readonly component: string
+  readonly ok: boolean
+  readonly detail: string
+}
 
 /** The health checks of a supervisor's components. */
 export interface HealthWatch {
@@ -16,8 +25,12 @@ export interface HealthWatch {
   readonly unhealthy: (managed: Managed, detail: string, probe: Probe | null) => Effect.Effect<void>
 }
 
-/** Health checks through `client`, phase changes through `transitions`. */
-export const makeHealthWatch = (client: ModuleClientShape, transitions: Transitions): HealthWatch => {
+/** Health checks through `client`, phase changes through `transitions`, each result to `publish`. */
+export const makeHealthWatch = (
+  client: ModuleClientShape,
+  transitions: Transitions,
+  publish: (result: HealthResult) => Effect.Effect<void>
+): HealthWatch => {
   const healthy = (managed: Managed, probe: Probe) =>
     Effect.flatMap(SubscriptionRef.get(managed.state), (state) =>
       state.phase === "degraded"
@@ -42,7 +55,12 @@ export const makeHealthWatch = (client: ModuleClientShape, transitions: Transiti
       Effect.map((reply) => reply.status === 200 ? { ok: true, detail: "200" } : { ok: false, detail: `health path answered ${reply.status}` }),
       Effect.catchAll((error) => Effect.succeed({ ok: false, detail: error.message })),
       Effect.flatMap(({ ok, detail }) =>
-        Effect.flatMap(transitions.probe(ok, detail), (probe) => ok ? healthy(managed, probe) : unhealthy(managed, detail, probe))
+        Effect.flatMap(transitions.probe(ok, detail), (probe) =>
+          // Published first: a failure that reaches `restart_after_unhealthy` ends this fiber's run.
+          Effect.zipRight(
+            publish({ at: probe.at, component: managed.id, ok, detail }),
+            ok ? healthy(managed, probe) : unhealthy(managed, detail, probe)
+          ))
       )
     )
     return check.pipe(Effect.repeat(Schedule.spaced(Duration.millis(http.health_interval_ms))), Effect.asVoid)

@@ -1,22 +1,28 @@
 /**
  * The supervisor of `http_local_json` components. Each component has one lifecycle fiber at most;
- * operator commands on a component are serialized by its own semaphore; its state lives in a
- * `SubscriptionRef`; every phase change is an event on a `PubSub` and a lifecycle trace line.
+ * operator commands on a component are serialized by its own semaphore; the component map is an
+ * immutable map in a `Ref` that a reload replaces; starts follow `depends_on` in waves and stops go in
+ * reverse; every phase change is an event on a `PubSub` and a lifecycle trace line.
  */
-import { Clock, Duration, Effect, ExecutionStrategy, Fiber, Layer, Option, PubSub, Random, Ref, Scope, Stream, SubscriptionRef } from "effect"
-import type { ComponentView } from "../../../services/host/Component.js"
+import { Duration, Effect, ExecutionStrategy, Fiber, Layer, Option, PubSub, Ref, Scope, Stream, SubscriptionRef } from "effect"
+import { isRoutable } from "../../../services/host/Component.js"
+import { startWaves } from "../../../services/host/DependencyOrder.js"
 import { EffectiveConfig } from "../../../services/host/EffectiveConfig.js"
+import { HostEvents } from "../../../services/host/HostEvents.js"
 import { defaultHttpConfig, type HostConfig } from "../../../services/host/HostConfig.js"
 import { HostPaths } from "../../../services/host/HostPaths.js"
 import { ModuleClient } from "../../../services/host/ModuleClient.js"
-import { type ChildHandle, describeExit, ProcessLauncher } from "../../../services/host/ProcessLauncher.js"
-import { Supervisor, type SupervisorShape, UnknownComponent } from "../../../services/host/Supervisor.js"
+import { describeExit, ProcessLauncher } from "../../../services/host/ProcessLauncher.js"
+import { ImpossibleTransition, Supervisor, type SupervisorShape, UnknownComponent } from "../../../services/host/Supervisor.js"
 import { type LifecycleEvent, TraceLog } from "../../../services/host/Traces.js"
 import { LoopbackPorts } from "../../../services/system/LoopbackPorts.js"
-import { budgetUsage, initialRestartBudget, onFailure } from "../../../services/policies/RestartBudget.js"
-import { initialState, isSupervised, type Managed } from "./ComponentState.js"
-import { runComponentOnce, type RunContext } from "./ComponentRun.js"
-import { makeHealthWatch } from "./HealthWatch.js"
+import { initialRestartBudget } from "../../../services/policies/RestartBudget.js"
+import { isSettled, isSupervised, makeManaged, type Managed, noProcess, whyNotCommandable } from "./ComponentState.js"
+import type { RunContext } from "./ComponentRun.js"
+import { componentView } from "./ComponentViews.js"
+import { type HealthResult, makeHealthWatch } from "./HealthWatch.js"
+import { lifecycle } from "./Lifecycle.js"
+import { planReconcile } from "./ReconcilePlan.js"
 import { makeTransitions } from "./Transitions.js"
 
 /** What the supervisor supervises, where it keeps its files, and where lifecycle events go besides the PubSub. */
@@ -25,21 +31,32 @@ export interface SupervisorOptions {
   readonly dataDir: string
   /** Appends one lifecycle event to `trace/lifecycle.jsonl`. */
   readonly traceLifecycle: (event: LifecycleEvent) => Effect.Effect<void>
+  /** Publishes each health check's result (the host's event feed); omitted: results only reach the view. */
+  readonly publishHealth?: (result: HealthResult) => Effect.Effect<void>
 }
 
-/** Builds the supervisor; its scope's end stops every component (TERM → grace → KILL). */
+/** How long a start waits for a component to settle: its start-up timeout plus room for `middleware-init`. */
+const settleWithinMs = (managed: Managed) => (managed.config.http ?? defaultHttpConfig).startup_timeout_ms + 5_000
+
+/** Runs `effect` holding the command permit of every one of `list` (a reload's stop and swap as one step). */
+const withAllPermits = <A>(list: ReadonlyArray<Managed>, effect: Effect.Effect<A>): Effect.Effect<A> =>
+  list.reduce((inner, managed) => managed.commands.withPermits(1)(inner), effect)
+
+/** Builds the supervisor; its scope's end stops every component (dependents first; TERM → grace → KILL). */
 export const makeSupervisor = (
   options: SupervisorOptions
 ): Effect.Effect<SupervisorShape, never, ProcessLauncher | ModuleClient | LoopbackPorts | Scope.Scope> =>
   Effect.gen(function*() {
     const client = yield* ModuleClient
+    const launcher = yield* ProcessLauncher
     const events = yield* PubSub.sliding<LifecycleEvent>(1_024)
     const transitions = makeTransitions(events, options.traceLifecycle)
-    const health = makeHealthWatch(client, transitions)
+    const health = makeHealthWatch(client, transitions, options.publishHealth ?? (() => Effect.void))
+    const currentConfig = yield* Ref.make(options.config)
     const run: RunContext = {
-      config: options.config,
+      currentConfig: Ref.get(currentConfig),
       dataDir: options.dataDir,
-      launcher: yield* ProcessLauncher,
+      launcher,
       client,
       ports: yield* LoopbackPorts,
       transitions,
@@ -50,170 +67,196 @@ export const makeSupervisor = (
     // components are stopped (with their phases published) before anything is interrupted.
     const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
     yield* Effect.addFinalizer((exit) => Scope.close(scope, exit))
+    // Host start, reloads and nothing else change which components exist or start them in order.
+    const topology = yield* Effect.makeSemaphore(1)
 
-    const components = new Map<string, Managed>()
-    for (const [id, component] of Object.entries(options.config.components)) {
-      components.set(id, {
-        id,
-        config: component,
-        state: yield* SubscriptionRef.make(initialState(component)),
-        lifecycle: yield* Ref.make(Option.none<Fiber.RuntimeFiber<void>>()),
-        child: yield* Ref.make(Option.none<ChildHandle>()),
-        commands: yield* Effect.makeSemaphore(1)
+    const initial = yield* Effect.forEach(Object.entries(options.config.components), ([id, component]) =>
+      Effect.map(makeManaged(id, component), (managed) => [id, managed] as const))
+    const components = yield* Ref.make<ReadonlyMap<string, Managed>>(new Map(initial))
+
+    const lookup = (id: string) =>
+      Effect.flatMap(Ref.get(components), (map) => {
+        const managed = map.get(id)
+        return managed === undefined ? Effect.fail(new UnknownComponent({ component: id })) : Effect.succeed(managed)
       })
-    }
+    const view = (managed: Managed) => componentView(managed, launcher.isolation)
 
-    const lookup = (id: string) => {
-      const managed = components.get(id)
-      return managed === undefined ? Effect.fail(new UnknownComponent({ component: id })) : Effect.succeed(managed)
-    }
-
-    /** Runs, restarts under the budget, and ends in `failed` when it is spent or a failure is fatal. */
-    const lifecycle = (managed: Managed): Effect.Effect<void> =>
-      Effect.gen(function*() {
-        yield* transition(managed, "starting", "start requested", { lastError: null, report: null, lastStop: null })
-        // Launches in a row that found the host out of descriptors: retried with backoff, outside the budget.
-        let starved = 0
-        while (true) {
-          const end = yield* runComponentOnce(run, managed)
-          yield* Ref.set(managed.child, Option.none())
-          if (end._tag === "Fatal") {
-            const reason = end.failure.message
-            yield* transition(managed, "failed", reason, { lastError: reason, pid: null, endpoint: null })
-            return
-          }
-          if (end._tag === "OutOfDescriptors") {
-            const { backoff_initial_ms, backoff_max_ms } = managed.config.restart_policy
-            const delayMs = Math.min(backoff_max_ms, backoff_initial_ms * 2 ** Math.min(starved++, 16))
-            const at = yield* Clock.currentTimeMillis
-            yield* transition(
-              managed,
-              "starting",
-              `${end.detail}; the host is out of descriptors, retrying in ${delayMs} ms (not counted against the restart budget)`,
-              { lastError: end.detail, pid: null, endpoint: null, nextAttemptAt: at + delayMs, report: null }
-            )
-            yield* Effect.sleep(Duration.millis(delayMs))
-            continue
-          }
-          starved = 0
-          const now = yield* Clock.currentTimeMillis
-          const jitter = yield* Random.next
-          const state = yield* SubscriptionRef.get(managed.state)
-          const policy = managed.config.restart_policy
-          const { decision, state: budget } = onFailure(policy, state.budget, now, jitter)
-          const crashed = `process ${describeExit(end.exit)}`
-          if (decision._tag === "GiveUp") {
-            const reason = `${crashed}; ${decision.reason}`
-            yield* transition(managed, "failed", reason, { budget, lastError: reason, pid: null, endpoint: null }, end.exit)
-            return
-          }
-          yield* transition(
-            managed,
-            "starting",
-            `${crashed}; restart ${decision.attempt} of ${policy.max_restarts} in ${decision.delayMs} ms`,
-            { budget, lastError: crashed, pid: null, endpoint: null, nextAttemptAt: now + decision.delayMs, report: null },
-            end.exit
-          )
-          yield* Effect.sleep(Duration.millis(decision.delayMs))
-        }
-      })
-
-    const view = (managed: Managed): Effect.Effect<ComponentView> =>
-      Effect.gen(function*() {
-        const state = yield* SubscriptionRef.get(managed.state)
-        const now = yield* Clock.currentTimeMillis
-        const child = yield* Ref.get(managed.child)
-        const recent = Option.isSome(child) ? yield* child.value.recentLines : []
-        const usage = isSupervised(managed.config) ? budgetUsage(managed.config.restart_policy, state.budget, now) : { used: 0, left: 0 }
-        return {
-          id: managed.id,
-          kind: managed.config.kind,
-          phase: state.phase,
-          pid: state.pid,
-          endpoint: state.endpoint,
-          restarts: usage,
-          next_attempt_at: state.nextAttemptAt === null ? null : new Date(state.nextAttemptAt).toISOString(),
-          last_readiness: state.lastReadiness,
-          last_health: state.lastHealth,
-          last_error: state.lastError,
-          report: state.report,
-          recent_log: recent,
-          isolation: run.launcher.isolation
-        }
-      })
+    /** Waits (at most `timeoutMs`) until nothing is under way for `managed`. */
+    const settle = (managed: Managed, timeoutMs: number) =>
+      managed.state.changes.pipe(
+        Stream.filter((state) => isSettled(state.phase)),
+        Stream.runHead,
+        Effect.timeout(Duration.millis(timeoutMs)),
+        Effect.ignore
+      )
 
     const stopLocked = (managed: Managed, reason: string) =>
       Effect.gen(function*() {
-        const fiber = yield* Ref.get(managed.lifecycle)
+        const fiber = yield* Ref.getAndSet(managed.lifecycle, Option.none())
         if (Option.isNone(fiber)) return
         const state = yield* SubscriptionRef.get(managed.state)
-        if (state.phase !== "failed") yield* transition(managed, "stopping", reason)
+        // Ended on its own (a clean exit it stays stopped after, or `failed`): nothing runs, nothing to publish.
+        if (state.phase === "stopped" || state.phase === "failed") return yield* Fiber.interrupt(fiber.value)
+        yield* transition(managed, "stopping", reason)
         yield* Fiber.interrupt(fiber.value)
-        yield* Ref.set(managed.lifecycle, Option.none())
         const after = yield* SubscriptionRef.get(managed.state)
-        if (after.phase !== "failed") {
-          const how = after.lastStop === null
-            ? "no process was running"
-            : `${after.lastStop.how.replace("_", " ")}: the process ${describeExit(after.lastStop.exit)}` +
-              (after.lastStop.survivors.length > 0 ? `, survivors ${after.lastStop.survivors.join(" ")}` : "")
-          yield* transition(managed, "stopped", `${reason} (${how})`, { pid: null, endpoint: null, nextAttemptAt: null, report: null }, after.lastStop?.exit)
-        }
+        const how = after.lastStop === null
+          ? "no process was running"
+          : `${after.lastStop.how.replace("_", " ")}: the process ${describeExit(after.lastStop.exit)}` +
+            (after.lastStop.survivors.length > 0 ? `, survivors ${after.lastStop.survivors.join(" ")}` : "")
+        yield* transition(managed, "stopped", `${reason} (${how})`, { ...noProcess, nextAttemptAt: null, report: null }, after.lastStop?.exit)
       })
 
     const startLocked = (managed: Managed, reason: string) =>
       Effect.gen(function*() {
         if (!isSupervised(managed.config)) return
-        const running = yield* Ref.get(managed.lifecycle)
-        if (Option.isSome(running)) {
-          const state = yield* SubscriptionRef.get(managed.state)
-          if (state.phase !== "failed") return
-          yield* Fiber.interrupt(running.value)
-        }
+        const state = yield* SubscriptionRef.get(managed.state)
+        if (state.phase !== "configured" && state.phase !== "stopped" && state.phase !== "failed") return
+        const previous = yield* Ref.get(managed.lifecycle)
+        if (Option.isSome(previous)) yield* Fiber.interrupt(previous.value)
+        // `starting` before this returns, so a caller's `settled` never sees the phase from before the start.
         // An operator start forgets the spent budget: only it leaves `failed`.
-        yield* SubscriptionRef.update(managed.state, (s) => ({ ...s, budget: initialRestartBudget, lastError: null }))
-        const fiber = yield* Effect.forkIn(
-          lifecycle(managed).pipe(Effect.annotateLogs({ component: managed.id, reason })),
-          scope
-        )
+        yield* transition(managed, "starting", reason, {
+          budget: initialRestartBudget,
+          lastError: null,
+          report: null,
+          lastStop: null,
+          nextAttemptAt: null
+        })
+        const fiber = yield* Effect.forkIn(lifecycle(run, managed).pipe(Effect.annotateLogs({ component: managed.id, reason })), scope)
         yield* Ref.set(managed.lifecycle, Option.some(fiber))
       })
 
-    const settled = (managed: Managed) =>
-      managed.state.changes.pipe(
-        Stream.filter((state) => state.phase === "ready" || state.phase === "degraded" || state.phase === "failed" || state.phase === "stopped"),
-        Stream.take(1),
-        Stream.runDrain
+    /** Runs `act` under the permit unless a reload retired `managed` meanwhile (then: false). */
+    const whileCurrent = (managed: Managed, act: Effect.Effect<void>) =>
+      managed.commands.withPermits(1)(
+        Effect.flatMap(Ref.get(managed.retired), (retired) => (retired ? Effect.succeed(false) : Effect.as(act, true)))
+      )
+
+    /** Starts `managed` once its dependencies have settled and are ready (else fails it, naming them), then waits for it to settle. */
+    const startAfterDependencies = (managed: Managed, reason: string) =>
+      Effect.gen(function*() {
+        const map = yield* Ref.get(components)
+        const dependencies = managed.config.depends_on.flatMap((id) => map.get(id) ?? [])
+        yield* Effect.forEach(dependencies, (dependency) => settle(dependency, settleWithinMs(dependency)), {
+          concurrency: "unbounded",
+          discard: true
+        })
+        const blocked: Array<string> = []
+        for (const dependency of dependencies) {
+          const { phase } = yield* SubscriptionRef.get(dependency.state)
+          if (!isRoutable(phase)) blocked.push(`"${dependency.id}" (${phase})`)
+        }
+        if (blocked.length === 0) {
+          yield* whileCurrent(managed, startLocked(managed, reason))
+          return yield* settle(managed, settleWithinMs(managed))
+        }
+        const why = blocked.length === 1
+          ? `not started: its dependency ${blocked.join("")} is not ready; start it first`
+          : `not started: its dependencies ${blocked.join(" and ")} are not ready; start them first`
+        yield* whileCurrent(
+          managed,
+          Effect.flatMap(SubscriptionRef.get(managed.state), (state) =>
+            isSettled(state.phase) && !isRoutable(state.phase) ? transition(managed, "failed", why, { lastError: why }) : Effect.void)
+        )
+      })
+
+    /** Starts `ids` in `depends_on` waves: a wave starts once the one before has settled. */
+    const startInWaves = (ids: ReadonlyArray<string>, reason: (id: string) => string) =>
+      Effect.gen(function*() {
+        const map = yield* Ref.get(components)
+        const chosen = ids.flatMap((id) => {
+          const managed = map.get(id)
+          return managed === undefined ? [] : [managed]
+        })
+        for (const wave of startWaves(Object.fromEntries(chosen.map((managed) => [managed.id, managed.config])))) {
+          yield* Effect.forEach(chosen.filter((managed) => wave.includes(managed.id)), (managed) => startAfterDependencies(managed, reason(managed.id)), {
+            concurrency: "unbounded",
+            discard: true
+          })
+        }
+      })
+
+    /** Stops `list` dependents first: waves of `depends_on`, last wave first, each wave at once. */
+    const stopInReverseOrder = (list: ReadonlyArray<Managed>, stopOne: (managed: Managed) => Effect.Effect<unknown>) =>
+      Effect.forEach(
+        [...startWaves(Object.fromEntries(list.map((managed) => [managed.id, managed.config])))].reverse(),
+        (wave) => Effect.forEach(list.filter((managed) => wave.includes(managed.id)), stopOne, { concurrency: "unbounded", discard: true }),
+        { discard: true }
       )
 
     yield* Effect.addFinalizer(() =>
-      Effect.forEach([...components.values()], (managed) => managed.commands.withPermits(1)(stopLocked(managed, "host stopping")), {
-        concurrency: "unbounded",
-        discard: true
-      })
+      Effect.flatMap(Ref.get(components), (map) =>
+        stopInReverseOrder([...map.values()], (managed) => managed.commands.withPermits(1)(stopLocked(managed, "host stopping"))))
     )
 
-    const command = (id: string, act: (managed: Managed) => Effect.Effect<void>) =>
-      Effect.flatMap(lookup(id), (managed) => managed.commands.withPermits(1)(act(managed)).pipe(Effect.zipRight(view(managed))))
+    const command = (
+      id: string,
+      action: ImpossibleTransition["action"],
+      act: (managed: Managed) => Effect.Effect<void>
+    ) => {
+      const attempt = (retries: number): Effect.Effect<Managed, UnknownComponent | ImpossibleTransition> =>
+        Effect.flatMap(lookup(id), (managed) => {
+          const impossible = whyNotCommandable(managed.config)
+          if (impossible !== undefined) return Effect.fail(new ImpossibleTransition({ component: id, action, reason: impossible }))
+          // Retired by a reload while this waited: the id now names a new entry (or nothing).
+          return Effect.flatMap(whileCurrent(managed, act(managed)), (done) =>
+            done ? Effect.succeed(managed) : retries > 0 ? attempt(retries - 1) : Effect.fail(new UnknownComponent({ component: id })))
+        })
+      return Effect.flatMap(attempt(1), view)
+    }
 
     const shape: SupervisorShape = {
-      list: Effect.forEach([...components.values()], view),
+      list: Effect.flatMap(Ref.get(components), (map) => Effect.forEach([...map.values()], view)),
       get: (id) => Effect.flatMap(lookup(id), view),
-      start: (id) => command(id, (managed) => startLocked(managed, "operator start")),
-      stop: (id) => command(id, (managed) => stopLocked(managed, "operator stop")),
+      start: (id) => command(id, "start", (managed) => startLocked(managed, "operator start")),
+      stop: (id) => command(id, "stop", (managed) => stopLocked(managed, "operator stop")),
       restart: (id) =>
-        command(id, (managed) => Effect.zipRight(stopLocked(managed, "operator restart"), startLocked(managed, "operator restart"))),
-      startAll: Effect.forEach(
-        [...components.values()].filter((managed) => isSupervised(managed.config) && managed.config.enabled),
-        (managed) =>
-          managed.commands.withPermits(1)(startLocked(managed, "host start")).pipe(
-            Effect.zipRight(
-              settled(managed).pipe(
-                Effect.timeout(Duration.millis((managed.config.http ?? defaultHttpConfig).startup_timeout_ms + 5_000)),
-                Effect.ignore
+        command(id, "restart", (managed) => Effect.zipRight(stopLocked(managed, "operator restart"), startLocked(managed, "operator restart"))),
+      settled: (id, timeoutMs) => Effect.flatMap(lookup(id), (managed) => Effect.zipRight(settle(managed, timeoutMs), view(managed))),
+      reconcile: (config) =>
+        topology.withPermits(1)(Effect.gen(function*() {
+          const plan = planReconcile(yield* Ref.get(currentConfig), config)
+          const before = yield* Ref.get(components)
+          const leaving = [...plan.removed, ...plan.changed].flatMap((id) => before.get(id) ?? [])
+          // Stopped, retired and replaced while holding their permits: a command waiting on one of them
+          // then finds the new entry rather than starting a retired one.
+          const keptStopped = yield* withAllPermits(leaving, Effect.gen(function*() {
+            // A changed component an operator had stopped keeps its new config but stays stopped.
+            const stopped = new Set<string>()
+            for (const managed of leaving) {
+              if ((yield* SubscriptionRef.get(managed.state)).phase === "stopped") stopped.add(managed.id)
+            }
+            yield* stopInReverseOrder(leaving, (managed) =>
+              stopLocked(managed, plan.removed.includes(managed.id) ? "reload: removed from the config" : "reload: its config changed"))
+            yield* Effect.forEach(leaving, (managed) => Ref.set(managed.retired, true), { discard: true })
+            const next = new Map<string, Managed>()
+            for (const [id, component] of Object.entries(config.components)) {
+              const kept = before.get(id)
+              next.set(
+                id,
+                kept !== undefined && plan.unchanged.includes(id)
+                  ? kept
+                  : yield* makeManaged(id, component, stopped.has(id) && isSupervised(component) ? "stopped" : undefined)
               )
-            )
-          ),
-        { concurrency: "unbounded", discard: true }
+            }
+            yield* Ref.set(components, next)
+            yield* Ref.set(currentConfig, config)
+            return stopped
+          }))
+          const starting = [...plan.added, ...plan.changed].filter((id) => {
+            const component = config.components[id]
+            return component !== undefined && isSupervised(component) && component.enabled && !keptStopped.has(id)
+          })
+          yield* startInWaves(starting, (id) => plan.added.includes(id) ? "reload: added to the config" : "reload: its config changed")
+          return { added: plan.added, removed: plan.removed, restarted: plan.changed, unchanged: plan.unchanged }
+        })),
+      startAll: topology.withPermits(1)(
+        Effect.flatMap(Ref.get(components), (map) =>
+          startInWaves(
+            [...map.values()].filter((managed) => isSupervised(managed.config) && managed.config.enabled).map((managed) => managed.id),
+            () => "host start"
+          ))
       ),
       route: (id) =>
         Effect.flatMap(lookup(id), (managed) =>
@@ -225,15 +268,21 @@ export const makeSupervisor = (
     return shape
   })
 
-/** The host's supervisor: its components from the effective config, its lifecycle events to the trace. */
+/** The host's supervisor: its components from the effective config, lifecycle events to the trace, health results to the event feed. */
 export const SupervisorLive: Layer.Layer<
   Supervisor,
   never,
-  EffectiveConfig | HostPaths | TraceLog | ProcessLauncher | ModuleClient | LoopbackPorts
+  EffectiveConfig | HostPaths | TraceLog | HostEvents | ProcessLauncher | ModuleClient | LoopbackPorts
 > = Layer.scoped(
   Supervisor,
   Effect.gen(function*() {
     const traces = yield* TraceLog
-    return yield* makeSupervisor({ config: yield* EffectiveConfig, dataDir: (yield* HostPaths).dataDir, traceLifecycle: traces.lifecycle })
+    const hostEvents = yield* HostEvents
+    return yield* makeSupervisor({
+      config: yield* EffectiveConfig,
+      dataDir: (yield* HostPaths).dataDir,
+      traceLifecycle: traces.lifecycle,
+      publishHealth: (result) => hostEvents.publish({ _tag: "health", ...result })
+    })
   })
 )

@@ -120,7 +120,7 @@ describe("Supervisor (simulated processes, TestClock)", () => {
       yield* supervisor.start("sim.one")
       const launch = yield* control.nextLaunch
       yield* awaitPhase(supervisor, "sim.one", "ready")
-      yield* control.crash(launch.pid, 0)
+      yield* control.crash(launch.pid, 1)
       const view = yield* awaitPhase(supervisor, "sim.one", "failed")
       expect(view.last_error).toContain("restart policy is never")
     }))
