@@ -27,6 +27,8 @@ import {
 import type { ProcessLauncher } from "../../services/host/ProcessLauncher.js"
 import type { LoopbackPorts } from "../../services/system/LoopbackPorts.js"
 import { BackendRegistryLive } from "./registry/BackendRegistry.js"
+import { brokerEventPublisher } from "./BrokerEvents.js"
+import { countHello, countReject, registerBrokerMetrics } from "./BrokerMetrics.js"
 import { serveConnections } from "../server/BoundedServer.js"
 import { decodeRequest, encodeFrame, FrameDecoder } from "./BrokerFraming.js"
 import { ServiceDefinitionsLive } from "./ServiceDefinitions.js"
@@ -82,6 +84,8 @@ const serveBroker = (
     // Completed when the broker starts draining: a connection idle between frames ends at once.
     const draining = yield* Deferred.make<void>()
     const openConnections = yield* Ref.make(0)
+    const publishEvent = yield* brokerEventPublisher
+    yield* registerBrokerMetrics
 
     const observeFds = (event: "Accepted" | "Sampled") =>
       Effect.flatMap(readFdCounts, (usage) =>
@@ -96,7 +100,7 @@ const serveBroker = (
 
     const reject = (code: BrokerErrorCode, message: string, requestId: string | undefined, retryAfterMs?: number): Effect.Effect<ErrorReply> =>
       Effect.as(
-        Ref.update(counters, (c) => ({ ...c, rejects: { ...c.rejects, [code]: c.rejects[code] + 1 } })),
+        Effect.zipRight(Ref.update(counters, (c) => ({ ...c, rejects: { ...c.rejects, [code]: c.rejects[code] + 1 } })), countReject(code)),
         {
           type: "error",
           code,
@@ -106,7 +110,27 @@ const serveBroker = (
         } as const
       )
 
+    /** Counts a hello's outcome and publishes a refusal (but not `rate_limited`: a flood would push everything else out of the event ring). */
+    const observeHello = (request: HelloRequest) => (reply: BrokerReply): Effect.Effect<void> =>
+      reply.type === "error"
+        ? Effect.zipRight(
+          countHello("rejected"),
+          reply.code === "rate_limited"
+            ? Effect.void
+            : publishEvent({
+              action: "rejected",
+              service: request.service,
+              version: request.version ?? null,
+              pid: null,
+              detail: `${reply.code}: ${reply.message}`
+            })
+        )
+        : countHello("ok")
+
     const hello = (request: HelloRequest, peer: string): Effect.Effect<BrokerReply> =>
+      Effect.tap(helloReply(request, peer), observeHello(request))
+
+    const helloReply = (request: HelloRequest, peer: string): Effect.Effect<BrokerReply> =>
       Effect.gen(function*() {
         yield* Ref.update(counters, (c) => ({ ...c, hellos: c.hellos + 1 }))
         const guard = yield* Ref.get(fdGuard)

@@ -324,6 +324,9 @@ describe("Broker launches", () => {
       expect(data.backendPids()).toEqual([killedPid])
       process.kill(killedPid, "SIGKILL")
       yield* eventually(`backend ${killedPid} gone`, Effect.sync(() => !isAlive(killedPid)))
+      // The broker learns of the exit from its child's exit event, a moment after the kernel reaps it.
+      yield* eventually(`the broker to retire ${killedPid}`, Effect.map(statusOf(broker.socketPath), (status) =>
+        status.backends.every((backend) => backend.pid !== killedPid)))
       const second = yield* client.hello("victim")
       expect(second).toMatchObject({ launched: true, service: "victim" })
       expect(second.instance).not.toBe(first.instance)

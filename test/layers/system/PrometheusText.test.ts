@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Metric, MetricBoundaries } from "effect"
+import { Effect, Metric, MetricBoundaries, MetricKey, MetricPair, MetricState } from "effect"
 import {
   contentType,
   prometheusSnapshot,
@@ -163,6 +163,46 @@ describe("renderPrometheus", () => {
 
   it("renders nothing for no metrics", () => {
     expect(renderPrometheus([])).toBe("")
+  })
+})
+
+describe("renderPrometheus with series read at scrape time", () => {
+  it.effect("merges scrape-time pairs into the registry's families: one HELP and TYPE, series sorted together", () =>
+    Effect.gen(function*() {
+      const phase = Metric.gauge("pts_phase", { description: "Phase now" })
+      yield* Metric.set(Metric.tagged(Metric.tagged(phase, "component", "b"), "phase", "ready"), 1)
+      const registered = (yield* Metric.snapshot).filter((pair) => pair.metricKey.name === "pts_phase")
+      const key = MetricKey.gauge("pts_phase", { description: "Phase now" })
+      const scraped = ["ready", "failed"].map((name) =>
+        MetricPair.unsafeMake(MetricKey.tagged(MetricKey.tagged(key, "component", "a"), "phase", name), MetricState.gauge(name === "ready" ? 0 : 1)))
+      const cpu = MetricPair.unsafeMake(MetricKey.counter("pts_cpu_seconds_total"), MetricState.counter(1.25))
+      expect(renderPrometheus([...scraped, cpu, ...registered])).toBe(
+        [
+          "# TYPE pts_cpu_seconds_total counter",
+          "pts_cpu_seconds_total 1.25",
+          "# HELP pts_phase Phase now",
+          "# TYPE pts_phase gauge",
+          "pts_phase{component=\"a\",phase=\"failed\"} 1",
+          "pts_phase{component=\"a\",phase=\"ready\"} 0",
+          "pts_phase{component=\"b\",phase=\"ready\"} 1",
+          ""
+        ].join("\n")
+      )
+    }))
+
+  it("renders a gauge tagged quantile as a plain gauge series per quantile (the event-loop delay's shape)", () => {
+    const key = MetricKey.gauge("pts_delay_seconds")
+    const pairs = ["0.5", "0.99", "1"].map((quantile, i) =>
+      MetricPair.unsafeMake(MetricKey.tagged(key, "quantile", quantile), MetricState.gauge(0.01 * (i + 1))))
+    expect(renderPrometheus(pairs)).toBe(
+      [
+        "# TYPE pts_delay_seconds gauge",
+        "pts_delay_seconds{quantile=\"0.5\"} 0.01",
+        "pts_delay_seconds{quantile=\"0.99\"} 0.02",
+        "pts_delay_seconds{quantile=\"1\"} 0.03",
+        ""
+      ].join("\n")
+    )
   })
 })
 

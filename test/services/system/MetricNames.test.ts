@@ -1,9 +1,18 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Metric } from "effect"
 import { ServerMetrics } from "../../../src/layers/server/ServerMetrics.js"
-import { prometheusSnapshotWith } from "../../../src/layers/system/PrometheusText.js"
+import { countLaunch, registerBrokerMetrics } from "../../../src/layers/broker/BrokerMetrics.js"
+import { recordInvocation, recordLifecycle, renderHostMetrics } from "../../../src/layers/host/HostMetrics.js"
+import { makeProcessMetrics } from "../../../src/layers/system/ProcessMetrics.js"
 import { routeAlarmActive, routeAlarmsRaisedTotal } from "../../../src/services/server/RouteAlarms.js"
-import { allMetricNames, RouteAlarmMetricNames, ServerMetricNames } from "../../../src/services/system/MetricNames.js"
+import {
+  allMetricNames,
+  BrokerMetricNames,
+  HostMetricNames,
+  ProcessMetricNames,
+  RouteAlarmMetricNames,
+  ServerMetricNames
+} from "../../../src/services/system/MetricNames.js"
 
 // Golden: these are the series Prometheus scrapes. A failure here means a rename or a new metric;
 // make it on purpose and update this list, the README and any dashboards together.
@@ -22,7 +31,22 @@ const goldenNames = [
   "corral_last_handler_error_timestamp_seconds",
   "corral_request_duration_seconds",
   "corral_route_alarms_raised_total",
-  "corral_route_alarm_active"
+  "corral_route_alarm_active",
+  "corral_component_phase",
+  "corral_component_restarts_total",
+  "corral_hook_invocations_total",
+  "corral_hook_steps_total",
+  "corral_hook_step_duration_seconds",
+  "corral_broker_hellos_total",
+  "corral_broker_launches_total",
+  "corral_broker_rejects_total",
+  "corral_broker_backends",
+  "process_cpu_seconds_total",
+  "process_resident_memory_bytes",
+  "process_open_fds",
+  "process_max_fds",
+  "process_start_time_seconds",
+  "nodejs_eventloop_delay_seconds"
 ]
 
 describe("MetricNames", () => {
@@ -55,10 +79,13 @@ describe("MetricNames", () => {
   it("cannot be changed at run time", () => {
     expect(Object.isFrozen(ServerMetricNames)).toBe(true)
     expect(Object.isFrozen(RouteAlarmMetricNames)).toBe(true)
+    expect(Object.isFrozen(HostMetricNames)).toBe(true)
+    expect(Object.isFrozen(BrokerMetricNames)).toBe(true)
+    expect(Object.isFrozen(ProcessMetricNames)).toBe(true)
     expect(Object.isFrozen(allMetricNames)).toBe(true)
   })
 
-  it.effect("is what a scrape shows: every corral_ family, with its Prometheus type", () =>
+  it.scoped("is what a scrape shows: every family, with its Prometheus type", () =>
     Effect.gen(function*() {
       // Touch every series once, so the global registry holds each metric the code defines.
       const server = new ServerMetrics("metric-names-test")
@@ -66,15 +93,44 @@ describe("MetricNames", () => {
       server.requestFinished("/golden", 0.001)
       yield* Metric.increment(Metric.tagged(Metric.tagged(routeAlarmsRaisedTotal, "server", "metric-names-test"), "route", "/golden"))
       yield* Metric.set(Metric.tagged(Metric.tagged(routeAlarmActive, "server", "metric-names-test"), "route", "/golden"), 0)
-      const text = yield* prometheusSnapshotWith({ prefix: "corral_" })
-      const families = text.split("\n").filter((line) => line.startsWith("# TYPE ")).map((line) => line.slice("# TYPE ".length))
+      yield* registerBrokerMetrics
+      yield* countLaunch("golden")
+      yield* recordLifecycle({ at: "2024-01-01T00:00:00.000Z", component: "golden", from: "ready", to: "starting", reason: "crashed", pid: null })
+      yield* recordInvocation({
+        at: "2024-01-01T00:00:00.000Z",
+        hook: "golden",
+        envelope_id: "e",
+        subject: "s",
+        decision: { decision: "allow" },
+        failure_policy: "fail_closed",
+        steps: [{ component: "golden", outcome: "allow", duration_ms: 1 }],
+        duration_ms: 1
+      })
+      const processMetrics = yield* makeProcessMetrics
+      const text = yield* renderHostMetrics({
+        components: [{ id: "golden", phase: "ready" }],
+        backends: [],
+        process: yield* processMetrics.read
+      })
+      // Effect's own fiber series (`effect_…`) appear when the test runtime enables them: not Corral's names.
+      const families = text.split("\n").filter((line) => line.startsWith("# TYPE ") && !line.startsWith("# TYPE effect_"))
+        .map((line) => line.slice("# TYPE ".length))
       expect(families).toStrictEqual([
         "corral_accept_errors_total counter",
         "corral_accepted_total counter",
         "corral_active_connections gauge",
+        "corral_broker_backends gauge",
+        "corral_broker_hellos_total counter",
+        "corral_broker_launches_total counter",
+        "corral_broker_rejects_total counter",
         "corral_client_errors_total counter",
+        "corral_component_phase gauge",
+        "corral_component_restarts_total counter",
         "corral_handler_errors_total counter",
         "corral_handler_timeouts_total counter",
+        "corral_hook_invocations_total counter",
+        "corral_hook_step_duration_seconds histogram",
+        "corral_hook_steps_total counter",
         "corral_in_flight_requests gauge",
         "corral_last_accept_error_timestamp_seconds gauge",
         "corral_last_handler_error_timestamp_seconds gauge",
@@ -83,7 +139,13 @@ describe("MetricNames", () => {
         "corral_requests_total counter",
         "corral_route_alarm_active gauge",
         "corral_route_alarms_raised_total counter",
-        "corral_shutdown_drain_ms gauge"
+        "corral_shutdown_drain_ms gauge",
+        "nodejs_eventloop_delay_seconds gauge",
+        "process_cpu_seconds_total counter",
+        "process_max_fds gauge",
+        "process_open_fds gauge",
+        "process_resident_memory_bytes gauge",
+        "process_start_time_seconds gauge"
       ])
       expect(families.map((family) => family.split(" ")[0]).sort()).toStrictEqual([...goldenNames].sort())
     }))

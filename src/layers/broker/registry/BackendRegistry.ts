@@ -21,6 +21,8 @@ import { defaultBackendSlotPolicy } from "../../../services/policies/BackendSlot
 import { defaultSpawnBudgetPolicy, type SpawnBudgetPolicy } from "../../../services/policies/SpawnBudget.js"
 import { LoopbackPorts } from "../../../services/system/LoopbackPorts.js"
 import { substitutePlaceholders } from "../../../services/system/Placeholders.js"
+import { backendEvent, brokerEventPublisher } from "../BrokerEvents.js"
+import { countLaunch } from "../BrokerMetrics.js"
 import { connectProbe, type EndpointProbe, endpointText, isAlive } from "./EndpointProbe.js"
 import { backendKey, makeExecutableDigest } from "./ExecutableDigest.js"
 import { idleExitMsOf, type LaunchContext, type LaunchPlan, removeLeftoverSockets, startBackend } from "./Launching.js"
@@ -104,6 +106,7 @@ export const makeBackendRegistry = (
     const slotPolicy = defaultBackendSlotPolicy
     const state = yield* Ref.make(initialRegistryState(budgetPolicy))
     const executableDigest = yield* makeExecutableDigest(definitions.dir)
+    const publishEvent = yield* brokerEventPublisher
     yield* removeLeftoverSockets(context.backendsDir)
 
     /** Stops a retired backend and forgets it. */
@@ -124,7 +127,9 @@ export const makeBackendRegistry = (
     const watchExit = (backend: Backend) =>
       Effect.forkIn(
         Effect.interruptible(Effect.flatMap(backend.handle.exit, (info) =>
-          Effect.zipRight(Deferred.succeed(backend.exited, info), retireBackend(backend, `the process ${describeExit(info)}`)))),
+          Effect.zipRight(Deferred.succeed(backend.exited, info), retireBackend(backend, `the process ${describeExit(info)}`)).pipe(
+            Effect.zipRight(publishEvent(backendEvent("exited", backend, `${backend.instance}: the process ${describeExit(info)}`)))
+          ))),
         registryScope
       )
 
@@ -135,12 +140,14 @@ export const makeBackendRegistry = (
           const progress = (patch: Partial<Pick<PendingLaunch, "pid" | "endpoint">>) =>
             Ref.update(state, (s) => updateLaunch(s, launch, patch))
           const cancel = Effect.zipRight(Deferred.await(launch.cancel), Effect.fail(cancelled(plan)))
+          yield* countLaunch(plan.service)
           const outcome = yield* Effect.exit(restore(Effect.raceFirst(startBackend(context, plan, launch, progress), cancel)))
           const now = yield* Clock.currentTimeMillis
           if (Exit.isSuccess(outcome)) {
             const backend = outcome.value
             const registered = yield* Ref.modify(state, (s) => registerBackend(s, launch, backend, idleExitMsOf(plan.definition), now))
             if (registered) {
+              yield* publishEvent(backendEvent("launched", backend, `${backend.instance} on ${endpointText(backend.endpoint)}`))
               yield* watchExit(backend)
               yield* Deferred.succeed(launch.result, backend)
               return
