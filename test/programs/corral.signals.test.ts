@@ -69,12 +69,12 @@ describe("corral up under signals", () => {
       expect(host.stderr()).toContain("grace periods cut to zero")
     }))
 
-  it.scopedLive("SIGQUIT drains like SIGTERM and exits 0; SIGHUP is logged and ignored", () =>
+  it.scopedLive("SIGQUIT drains like SIGTERM and exits 0; SIGHUP reloads the config and the host keeps serving", () =>
     Effect.gen(function*() {
       const dataDir = slowHostDataDir(`corral-quit-${process.pid}`)
       const host = yield* startHost(dataDir)
       host.child.kill("SIGHUP")
-      yield* Effect.promise(() => waitUntil(() => host.stderr().includes("SIGHUP"), 5_000))
+      yield* Effect.promise(() => waitUntil(() => host.stderr().includes("corral: reloaded"), 5_000))
       expect((yield* Effect.promise(() => control(host, "GET", "/v1/components"))).status).toBe(200)
       expect(Fs.existsSync(Path.join(dataDir, "run", "control.json"))).toBe(true)
       host.child.kill("SIGQUIT")

@@ -5,7 +5,7 @@
  */
 import { Clock, Duration, Effect, Layer } from "effect"
 import { type Executor, Executors } from "../../services/host/Executor.js"
-import { EffectiveConfig } from "../../services/host/EffectiveConfig.js"
+import { CurrentConfig } from "../../services/host/EffectiveConfig.js"
 import {
   type HookResult,
   HookRunner,
@@ -137,23 +137,27 @@ export const runHook = (
     return result
   })
 
-/** The host's hooks from the effective config, run with the host's executors, traced to `trace/invocation.jsonl`. */
-export const HookRunnerLive: Layer.Layer<HookRunner, never, EffectiveConfig | Executors | TraceLog> = Layer.effect(
+/**
+ * The host's hooks from the current config, run with the host's executors, traced to
+ * `trace/invocation.jsonl`. The hook map is the current config's: a reload replaces it in one step, so an
+ * invocation runs the whole old chain or the whole new one, never a mix.
+ */
+export const HookRunnerLive: Layer.Layer<HookRunner, never, CurrentConfig | Executors | TraceLog> = Layer.effect(
   HookRunner,
   Effect.gen(function*() {
-    const config = yield* EffectiveConfig
+    const current = yield* CurrentConfig
     const executors = yield* Executors
     const traces = yield* TraceLog
-    const hooks = new Map(Object.entries(config.hooks).map(([name, hook]) => [name, hookSpec(name, hook)]))
-    const names = [...hooks.keys()]
     return {
-      names,
-      invoke: (name, envelope) => {
-        const spec = hooks.get(name)
-        return spec === undefined
-          ? Effect.fail(new UnknownHook({ hook: name, known: names }))
-          : runHook(spec, envelope, executors.get, traces.invocation)
-      }
+      names: Effect.map(current.get, ({ config }) => Object.keys(config.hooks)),
+      invoke: (name, envelope) =>
+        Effect.flatMap(current.get, ({ config }) => {
+          // Own keys only: a hook named "constructor" must not find Object.prototype's.
+          const hook = Object.hasOwn(config.hooks, name) ? config.hooks[name] : undefined
+          return hook === undefined
+            ? Effect.fail(new UnknownHook({ hook: name, known: Object.keys(config.hooks) }))
+            : runHook(hookSpec(name, hook), envelope, executors.get, traces.invocation)
+        })
     }
   })
 )

@@ -11,6 +11,7 @@ import { type ConfigProblem, toConfigError } from "./ConfigProblem.js"
 import { crossCheck } from "./CrossChecks.js"
 import { type Fragment, readFragments } from "./FragmentReading.js"
 import { checkLaunchTrust } from "./LaunchTrust.js"
+import { echoesRefused, salvageable } from "./Salvage.js"
 import { decodeMerged } from "./MergedDecode.js"
 import { mergeFragments, type Provenance } from "./Provenance.js"
 
@@ -40,16 +41,18 @@ export const ConfigLoaderLive = (options: ConfigLoadOptions): Layer.Layer<Config
   Layer.succeed(ConfigLoader, ConfigLoader.of({ load: loadHostConfig(options), validateAll: validateAll(options) }))
 
 /**
- * Problems are reported stage by stage: files that cannot be read or checked on their own hide the
- * problems of the merged config (which they would only repeat or distort), a merged config that
- * does not decode hides the cross-checks, and those hide the launch-trust checks (which read files).
+ * Every problem at once where that can be trusted: when fragments fail their own checks, the merged
+ * config is still checked without the refused values (`Salvage`) and its problems that do not merely
+ * echo a refused value are reported too; a file that cannot be read or parsed, or a refused top-level
+ * section, stops there. A merged config that does not decode hides the cross-checks, and any problem
+ * hides the launch-trust checks (which read files, and would check a config that will not load).
  */
 const checkConfig = (
   options: ConfigLoadOptions
 ): Effect.Effect<LoadedConfig, readonly [ConfigError, ...Array<ConfigError>]> =>
   readFragments(options).pipe(
     Effect.flatMap(({ fragments, problems }) =>
-      Either.match(problems.length > 0 ? Either.left(problems) : mergeAndDecode(fragments), {
+      Either.match(problems.length > 0 ? Either.left(withMergedProblems(fragments, problems)) : mergeAndDecode(fragments), {
         onLeft: failWith,
         onRight: ({ loaded, provenance }) =>
           Effect.flatMap(checkLaunchTrust(loaded.config, provenance), (untrusted) =>
@@ -57,6 +60,19 @@ const checkConfig = (
       })
     )
   )
+
+/** The fragments' own problems, then those of the merged config without the refused values, in merge order. */
+const withMergedProblems = (fragments: ReadonlyArray<Fragment>, problems: ReadonlyArray<ConfigProblem>): ReadonlyArray<ConfigProblem> => {
+  if (!salvageable(problems)) return problems
+  const merged = mergeAndDecode(fragments)
+  const more = Either.isLeft(merged) ? merged.left.filter((problem) => !echoesRefused(problem, problems)) : []
+  const order = new Map(fragments.map((fragment, index) => [fragment.source, index]))
+  const rank = (problem: ConfigProblem) => order.get(problem.file) ?? order.size
+  // Stable: each file's problems keep their order, files come in merge order.
+  return [...problems, ...more].map((problem, index) => ({ problem, index }))
+    .sort((a, b) => rank(a.problem) - rank(b.problem) || a.index - b.index)
+    .map(({ problem }) => problem)
+}
 
 const failWith = (problems: ReadonlyArray<ConfigProblem>): Effect.Effect<never, readonly [ConfigError, ...Array<ConfigError>]> => {
   const [first, ...rest] = problems.map(toConfigError)

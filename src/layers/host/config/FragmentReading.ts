@@ -11,12 +11,16 @@ import { exceedsJsonDepth, maxJsonDepth } from "../../../services/system/JsonDep
 import type { ConfigProblem } from "./ConfigProblem.js"
 import { checkFragment } from "./FragmentCheck.js"
 import { parseJson } from "./JsonParsing.js"
+import { withoutPaths } from "./Salvage.js"
 
-/** A fragment that parsed and passed its own check, with its placeholders resolved. */
+/** A fragment that parsed, with its placeholders resolved. */
 export interface Fragment {
   /** An absolute file path, or `hostDefaultsSource`. */
   readonly source: string
+  /** The fragment, less what its own check refused (see `Salvage`). */
   readonly value: Record<string, unknown>
+  /** Whether its own check found nothing wrong (else `value` is what is left after the refused values). */
+  readonly clean: boolean
 }
 
 const fsCall = <A>(file: string, what: string, call: () => Promise<A>): Effect.Effect<A, ConfigProblem> =>
@@ -49,8 +53,8 @@ const entriesOfKind = (dir: string, kind: "directory" | "json"): Effect.Effect<R
   )
 
 /**
- * Every fragment that reads, parses and checks, and every problem of those that do not; a problem
- * with one file or directory does not stop the others from being read.
+ * Every fragment that reads and parses (those whose check failed marked not clean, less what it refused),
+ * and every problem; a problem with one file or directory does not stop the others from being read.
  */
 export const readFragments = (
   options: ConfigLoadOptions
@@ -68,7 +72,10 @@ export const readFragments = (
     const accept = (source: string, value: unknown, moduleDir: string | undefined) => {
       const checked = checkFragment(value, { dataDir, moduleDir })
       problems.push(...checked.issues.map((issue) => ({ file: source, ...issue })))
-      if (checked.issues.length === 0 && checked.value !== undefined) fragments.push({ source, value: checked.value })
+      if (checked.value === undefined) return
+      const clean = checked.issues.length === 0
+      const kept = clean ? checked.value : withoutPaths(checked.value, checked.issues.map((issue) => issue.path))
+      fragments.push({ source, value: kept, clean })
     }
     const readFile = (file: string, moduleDir: string | undefined) =>
       attempt(

@@ -88,7 +88,7 @@ describe("loadHostConfig", () => {
       const loaded = yield* loadHostConfig(options)
 
       expect(loaded.config.host.logs).toEqual({ keep: 3, max_bytes: 1_048_576 })
-      expect(loaded.config.host.control).toEqual({ host: "127.0.0.1", port: 4100, max_connections: 64, handler_timeout_ms: 30_000 })
+      expect(loaded.config.host.control).toEqual({ host: "127.0.0.1", port: 4100, max_connections: 64, handler_timeout_ms: 30_000, metrics_auth: true })
       expect(loaded.provenance("host.logs.keep")).toBe(hostDefaultsSource)
       expect(loaded.provenance("host.control.port")).toBe(file("data/config/10-control.json"))
       expect(loaded.provenance("host.control.host")).toBe(hostDefaultsSource)

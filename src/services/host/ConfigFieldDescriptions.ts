@@ -1,0 +1,72 @@
+/**
+ * What each config field means, for the JSON Schema editors read (`ConfigSchema`), keyed by its path
+ * (`*`: any key of a map). Kept beside `HostConfig`'s doc comments; a test fails when a field of the
+ * generated schema has no entry here, so a new field cannot ship undescribed.
+ */
+
+/** The description of every config field, by schema path. */
+export const configFieldDescriptions: Readonly<Record<string, string>> = {
+  "host": "The host itself. Read once when the host starts: a reload that changes it is refused (restart the host).",
+  "host.control": "The control API server (status, commands, hooks, events) on this machine's loopback.",
+  "host.control.host": "Address the control API listens on; loopback only (127.0.0.0/8, ::1 or localhost).",
+  "host.control.port": "Port of the control API; 0 picks a free one (the URL is written to run/control.json).",
+  "host.control.max_connections": "Connections the control API serves at once; more are answered 503 at once.",
+  "host.control.handler_timeout_ms": "Longest a control API request may run before it is answered 504.",
+  "host.control.max_hook_invocations": "Hook invocations run at once; must be below max_connections (default: half of it).",
+  "host.control.metrics_auth": "Whether /metrics needs the control token like /v1/*; false serves it to anyone on this machine.",
+  "host.logs": "Rotation of the components' logs (logs/<id>.log).",
+  "host.logs.max_bytes": "Size at which a component log is rotated.",
+  "host.logs.keep": "Rotated component logs kept.",
+  "host.trace": "Rotation of trace/lifecycle.jsonl and trace/invocation.jsonl.",
+  "host.trace.max_bytes": "Size at which a trace file is rotated.",
+  "host.trace.keep": "Rotated trace files kept.",
+  "components": "The components, by id: middleware steps the host invokes, and supervises when of kind http_local_json.",
+  "components.*": "One component. In a fragment, any subset of its fields: fragments merge key by key.",
+  "components.*.id": "The component's id; when given it must equal its key in components.",
+  "components.*.kind": "How it is invoked: in_process (a registered function), command_stdio (a process per call), " +
+    "local_http_json (a service already running), http_local_json (a module the host launches and supervises).",
+  "components.*.module_id": "Which subtree of modules the component receives in middleware-init (default: its id).",
+  "components.*.function": "in_process: the name of a function registered with the host.",
+  "components.*.launch": "How the component's process is started (http_local_json, command_stdio).",
+  "components.*.launch.executable": "The program: an absolute path, a path relative to cwd, or a name looked up in PATH. " +
+    "It must pass the file-trust rule (owned by the host's user or root, not writable by others).",
+  "components.*.launch.args": "Its arguments; {port}, {socket}, {component_id}, {data_dir} and, in factory fragments, {module_dir} are replaced.",
+  "components.*.launch.cwd": "Working directory of the process.",
+  "components.*.launch.env": "Environment variables of the process. The host builds a clean environment: nothing of its own is passed on.",
+  "components.*.launch.env_file": "A file of KEY=VALUE lines (# comments allowed) added to the environment, read at each launch and never printed; env wins over it.",
+  "components.*.launch.module_dir": "module-isolated: the module's own directory, the only code it sees (default: the directory of its script).",
+  "components.*.http": "How the host talks HTTP JSON to the component.",
+  "components.*.http.endpoint": "Where an already-running or fixed-port module listens (a loopback URL).",
+  "components.*.http.port": "\"auto\": the host picks a free loopback port and passes it as CORRAL_MODULE_PORT and {port}; or a fixed port.",
+  "components.*.http.transport": "tcp: a loopback port; unix: a socket in the host's private run/modules/ (CORRAL_MODULE_SOCKET, {socket}).",
+  "components.*.http.invoke_path": "Path of the invoke route (POST, WorkflowEnvelope → MiddlewareDecision).",
+  "components.*.http.ready_path": "Path the host polls until it answers 200 (ready).",
+  "components.*.http.health_path": "Path of the health check.",
+  "components.*.http.init_path": "Path of middleware-init (POST: host and contract versions, the module's config subtree).",
+  "components.*.http.startup_timeout_ms": "Time the module has to become ready and answer middleware-init; else it is failed.",
+  "components.*.http.request_timeout_ms": "Time one invocation may take.",
+  "components.*.http.max_response_bytes": "Largest answer read from the module; a bigger one is an executor failure.",
+  "components.*.http.health_interval_ms": "Time between health checks.",
+  "components.*.http.unhealthy_threshold": "Consecutive failed health checks (or invocation timeouts) that make a ready component degraded.",
+  "components.*.sandbox_profile": "none; module-restricted (its own user, no new privileges, limits); module-isolated (plus a private mount view).",
+  "components.*.run_as": "module-restricted on a root host: the user the module runs as (default corral-module).",
+  "components.*.restart_policy": "When a supervised component is restarted after it fails.",
+  "components.*.restart_policy.mode": "on_failure: restart after a crash; always: after a clean exit too; never: it stays failed. " +
+    "A readiness timeout or contract failure is failed whatever the mode.",
+  "components.*.restart_policy.max_restarts": "Restarts allowed within window_sec; then the component is failed until an operator starts it.",
+  "components.*.restart_policy.window_sec": "The window max_restarts counts in.",
+  "components.*.restart_policy.backoff_initial_ms": "First restart delay; it doubles per restart inside the window, with up to 20% jitter.",
+  "components.*.restart_policy.backoff_max_ms": "Longest restart delay.",
+  "components.*.restart_policy.stable_after_sec": "Time up after which the restart budget is forgotten.",
+  "components.*.restart_policy.restart_after_unhealthy": "Consecutive failed health checks after which a ready or degraded component is restarted (unset: never).",
+  "components.*.stop_timeout_ms": "Grace between SIGTERM and SIGKILL when the component stops.",
+  "components.*.max_concurrency": "Invocations at once; more fail fast as busy.",
+  "components.*.enabled": "false keeps the component configured but out of the host's start.",
+  "components.*.depends_on": "Components this one needs: it starts after they are ready and stops before them.",
+  "hooks": "The hooks, by name: ordered chains of component ids run on each envelope.",
+  "hooks.*": "A hook: a list of component ids (fail_closed), or {components, failure_policy}.",
+  "hooks.*.components": "The component ids the hook runs, in order.",
+  "hooks.*.failure_policy": "What a failed step does: fail_closed denies; fail_open records it and goes on.",
+  "modules": "Per module key, the config subtree that module receives in middleware-init (any JSON).",
+  "modules.*": "One module's config; its shape is the module's own."
+}
