@@ -1,6 +1,6 @@
 /**
- * Bounded servers: the handler interface (the fast path), a mounted `HttpApp`, and raw connections,
- * each as a scoped constructor and as a `Layer` of the `BoundedServer` service.
+ * Bounded servers: the handler interface (the fast path), a mounted `HttpApp` (optionally with one route
+ * family on the fast path), and raw connections, each as a scoped constructor and as a `Layer` of the `BoundedServer` service.
  */
 import { HttpMiddleware } from "@effect/platform"
 import type { HttpApp, HttpServerRequest } from "@effect/platform"
@@ -21,6 +21,7 @@ import { serveConnectionsWith } from "./ConnectionListener.js"
 import { makeHandlerListener, type RouteOf } from "./HandlerListener.js"
 import { makeHttpAppListener } from "./HttpAppListener.js"
 import { makeHttpTransport } from "./HttpTransport.js"
+import { pathOf } from "./NodeRequest.js"
 import { makeServerCore, type ServerCore } from "./ServerCore.js"
 import type { BoundAddress } from "../../services/server/BoundedServer.js"
 
@@ -115,6 +116,40 @@ export const serveHttpApp = <E, R>(
       options.tracing === true ? identity : Effect.locally(HttpMiddleware.currentTracerDisabledWhen, () => true)
     )
     const address = yield* makeHttpTransport(core, listener)
+    return shapeOf(core, address)
+  })
+
+/** A route family served by a lean handler beside a mounted `HttpApp` (the hot path the app would slow down). */
+export interface FastPath<E, R> {
+  /** Whether a request goes to `handler` rather than the app (by method and path, query stripped). */
+  readonly matches: (method: string, path: string) => boolean
+  readonly handler: RequestHandler<E, R>
+}
+
+/**
+ * Serves an `HttpApp` with one route family on the handler fast path, both under one core: one set of
+ * permits, one deadline sweeper, one drain, one set of route metrics.
+ */
+export const serveHttpAppWithFastPath = <E, R, FE, FR>(
+  config: ConfigSource,
+  app: HttpApp.Default<E, R>,
+  fast: FastPath<FE, FR>,
+  options: HttpAppServeOptions = {}
+): Effect.Effect<
+  BoundedServerShape,
+  ServeError | BoundedServerConfigError,
+  Exclude<R, HttpServerRequest.HttpServerRequest | Scope.Scope> | FR | Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const decoded = yield* decodeBoundedServerConfig(config)
+    const core = yield* makeServerCore(decoded)
+    const appListener = yield* makeHttpAppListener(core, app, options.routeOf).pipe(
+      Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.disable(RuntimeFlags.RuntimeMetrics)),
+      options.tracing === true ? identity : Effect.locally(HttpMiddleware.currentTracerDisabledWhen, () => true)
+    )
+    const handlerListener = makeHandlerListener(core, fast.handler, yield* requestRuntime<FR>(), options.routeOf)
+    const address = yield* makeHttpTransport(core, (req, res) =>
+      fast.matches(req.method ?? "GET", pathOf(req.url ?? "/")) ? handlerListener(req, res) : appListener(req, res))
     return shapeOf(core, address)
   })
 

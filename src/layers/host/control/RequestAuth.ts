@@ -1,0 +1,91 @@
+/**
+ * Who may use the control API: a request with `Authorization: Bearer <run/control.token>` (the scheme in any
+ * case), or one with a live session cookie; a cookie-authenticated change (not GET/HEAD) must also carry
+ * `X-Corral-Page: 1`, which a page on another site cannot send without a CORS preflight the host never grants.
+ */
+import { timingSafeEqual } from "node:crypto"
+import { Effect } from "effect"
+import { CsrfRefused, Unauthorized } from "../../../services/host/ControlApiErrors.js"
+import { pageHeaderName, sessionCookieName } from "../../../services/host/ControlApiSpec.js"
+import type { SessionStore } from "./Sessions.js"
+
+/** What decides a request's access: the host's token and its sessions. */
+export interface ControlCredentials {
+  readonly token: string
+  readonly sessions: SessionStore
+}
+
+/** The headers auth reads, as node and the platform both give them (lower-case names). */
+export type AuthHeaders = Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+
+const single = (value: string | ReadonlyArray<string> | undefined): string | undefined =>
+  typeof value === "string" ? value : value?.[0]
+
+/** The credentials of an `Authorization` header with the Bearer scheme, matched case-insensitively. */
+export const bearerCredentials = (header: string | undefined): string | undefined => {
+  const match = header === undefined ? null : /^bearer[ \t]+(\S+)[ \t]*$/i.exec(header)
+  return match?.[1]
+}
+
+/** Whether `given` is the token, compared in constant time. */
+export const isToken = (given: string, token: string): boolean => {
+  const a = Buffer.from(given)
+  const b = Buffer.from(token)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+/** The value of cookie `name` in a `Cookie` header. */
+export const cookieValue = (header: string | undefined, name: string): string | undefined => {
+  if (header === undefined) return undefined
+  for (const part of header.split(";")) {
+    const at = part.indexOf("=")
+    if (at !== -1 && part.slice(0, at).trim() === name) return part.slice(at + 1).trim()
+  }
+  return undefined
+}
+
+/** The answer to a request without valid credentials. */
+export const unauthorized = new Unauthorized({
+  message: "send Authorization: Bearer <run/control.token> (the file in the host's data dir), or log in on the status page"
+})
+
+/** The answer to a cookie-authenticated change without the page's header. */
+export const csrfRefused = new CsrfRefused({
+  message: "a cookie-authenticated request other than GET/HEAD must carry X-Corral-Page: 1 (the status page sends it)"
+})
+
+/** Succeeds when the request carries the token as a Bearer credential. */
+export const checkBearer = (credentials: ControlCredentials, headers: AuthHeaders): Effect.Effect<void, Unauthorized> => {
+  const given = bearerCredentials(single(headers["authorization"]))
+  return given !== undefined && isToken(given, credentials.token) ? Effect.void : Effect.fail(unauthorized)
+}
+
+/** Succeeds when the request carries a live session cookie, and the page header if it changes something. */
+export const checkSession = (
+  credentials: ControlCredentials,
+  method: string,
+  headers: AuthHeaders
+): Effect.Effect<void, Unauthorized | CsrfRefused> => {
+  const id = cookieValue(single(headers["cookie"]), sessionCookieName)
+  if (id === undefined || id.length === 0) return Effect.fail(unauthorized)
+  return Effect.flatMap(credentials.sessions.isOpen(id), (open): Effect.Effect<void, Unauthorized | CsrfRefused> => {
+    if (!open) return Effect.fail(unauthorized)
+    const changes = method !== "GET" && method !== "HEAD"
+    return changes && single(headers[pageHeaderName]) !== "1" ? Effect.fail(csrfRefused) : Effect.void
+  })
+}
+
+/** The token, else a session: the first that holds lets the request in. */
+export const checkRequest = (
+  credentials: ControlCredentials,
+  method: string,
+  headers: AuthHeaders
+): Effect.Effect<void, Unauthorized | CsrfRefused> =>
+  Effect.catchAll(checkBearer(credentials, headers), () => checkSession(credentials, method, headers))
+
+/** `Set-Cookie` for a new session: HttpOnly, SameSite=Strict, Path=/, as long as the session. */
+export const sessionCookie = (id: string, maxAgeSec: number): string =>
+  `${sessionCookieName}=${id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAgeSec}`
+
+/** `Set-Cookie` that clears the session cookie. */
+export const clearedSessionCookie = `${sessionCookieName}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`

@@ -1,0 +1,92 @@
+/**
+ * Status-page logins: sessions (random 32-byte ids, at most `maxSessions`, 12 h each) and one-time login
+ * codes (60 s, one use), kept in one `Ref` so every check and update is atomic. Nothing is written to disk:
+ * a host restart logs everyone out, as a new token does.
+ */
+import { randomBytes } from "node:crypto"
+import { Clock, Effect, Option, Ref } from "effect"
+
+/** How long a session lasts. */
+export const sessionLifetimeMs = 12 * 60 * 60 * 1000
+/** How long a login code may be used. */
+export const loginCodeLifetimeMs = 60_000
+/** Sessions kept at once; a new one past this ends the oldest. */
+export const maxSessions = 64
+/** Unused login codes kept at once; a new one past this voids the oldest. */
+export const maxLoginCodes = 16
+
+/** The logins of one host. */
+export interface SessionStore {
+  /** Opens a session and returns its id. */
+  readonly open: Effect.Effect<string>
+  /** Whether `id` names a session that has not expired. */
+  readonly isOpen: (id: string) => Effect.Effect<boolean>
+  readonly close: (id: string) => Effect.Effect<void>
+  /** A new one-time login code and when it expires (epoch ms). */
+  readonly issueCode: Effect.Effect<{ readonly code: string; readonly expiresAtMs: number }>
+  /** Uses `code` up and opens a session for it; none when it is unknown, used or expired. */
+  readonly redeem: (code: string) => Effect.Effect<Option.Option<string>>
+}
+
+interface Logins {
+  /** Session id → expiry (epoch ms), oldest first. */
+  readonly sessions: ReadonlyMap<string, number>
+  /** Login code → expiry (epoch ms), oldest first. */
+  readonly codes: ReadonlyMap<string, number>
+}
+
+const randomId = (bytes: number): string => randomBytes(bytes).toString("base64url")
+
+/** `entries` without expired ones, and with room for one more under `max` (the oldest go first). */
+const pruned = (entries: ReadonlyMap<string, number>, now: number, max: number): Map<string, number> => {
+  const kept = new Map([...entries].filter(([, expiresAt]) => expiresAt > now))
+  for (const key of kept.keys()) {
+    if (kept.size < max) break
+    kept.delete(key)
+  }
+  return kept
+}
+
+/** An empty store. */
+export const makeSessionStore: Effect.Effect<SessionStore> = Effect.map(
+  Ref.make<Logins>({ sessions: new Map(), codes: new Map() }),
+  (logins): SessionStore => {
+    const openAt = (now: number) =>
+      Ref.modify(logins, (state): [string, Logins] => {
+        const id = randomId(32)
+        const sessions = pruned(state.sessions, now, maxSessions)
+        sessions.set(id, now + sessionLifetimeMs)
+        return [id, { ...state, sessions }]
+      })
+    return {
+      open: Effect.flatMap(Clock.currentTimeMillis, openAt),
+      isOpen: (id) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.map(Ref.get(logins), (state) => (state.sessions.get(id) ?? 0) > now)),
+      close: (id) =>
+        Ref.update(logins, (state) => {
+          const sessions = new Map(state.sessions)
+          sessions.delete(id)
+          return { ...state, sessions }
+        }),
+      issueCode: Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Ref.modify(logins, (state) => {
+          const code = randomId(24)
+          const expiresAtMs = now + loginCodeLifetimeMs
+          const codes = pruned(state.codes, now, maxLoginCodes)
+          codes.set(code, expiresAtMs)
+          return [{ code, expiresAtMs }, { ...state, codes }]
+        })),
+      redeem: (code) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Ref.modify(logins, (state): [boolean, Logins] => {
+            const valid = (state.codes.get(code) ?? 0) > now
+            // Used or not, a presented code is gone: a second try with it fails.
+            const codes = new Map(state.codes)
+            codes.delete(code)
+            return [valid, { ...state, codes }]
+          }).pipe(Effect.flatMap((valid) => valid ? Effect.map(openAt(now), Option.some) : Effect.succeed(Option.none())))
+        )
+    }
+  }
+)

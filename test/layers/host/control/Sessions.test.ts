@@ -1,0 +1,50 @@
+/**
+ * Status-page logins in virtual time: a session lasts 12 h, a login code 60 s and one use, and both are
+ * bounded in number (the oldest go first).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Option, TestClock } from "effect"
+import { makeSessionStore, maxSessions } from "../../../../src/layers/host/control/Sessions.js"
+
+describe("Sessions", () => {
+  it.effect("a session is open for 12 hours, then not; a closed one at once", () =>
+    Effect.gen(function*() {
+      const store = yield* makeSessionStore
+      const id = yield* store.open
+      expect(Buffer.from(id, "base64url").length).toBe(32)
+      yield* TestClock.adjust("11 hours")
+      expect(yield* store.isOpen(id)).toBe(true)
+      yield* TestClock.adjust("1 hour")
+      expect(yield* store.isOpen(id)).toBe(false)
+      const other = yield* store.open
+      yield* store.close(other)
+      expect(yield* store.isOpen(other)).toBe(false)
+      expect(yield* store.isOpen("made-up")).toBe(false)
+    }))
+
+  it.effect("a login code opens one session within 60 s, once", () =>
+    Effect.gen(function*() {
+      const store = yield* makeSessionStore
+      const { code, expiresAtMs } = yield* store.issueCode
+      expect(expiresAtMs).toBe(60_000)
+      const session = yield* store.redeem(code)
+      expect(Option.isSome(session) && (yield* store.isOpen(session.value))).toBe(true)
+      expect(Option.isNone(yield* store.redeem(code))).toBe(true)
+      const late = yield* store.issueCode
+      yield* TestClock.adjust("60 seconds")
+      expect(Option.isNone(yield* store.redeem(late.code))).toBe(true)
+    }))
+
+  it.effect("keeps at most maxSessions sessions: a new one past that ends the oldest", () =>
+    Effect.gen(function*() {
+      const store = yield* makeSessionStore
+      const first = yield* store.open
+      const second = yield* store.open
+      for (let i = 2; i < maxSessions; i++) yield* store.open
+      expect(yield* store.isOpen(first)).toBe(true)
+      const newest = yield* store.open
+      expect(yield* store.isOpen(first)).toBe(false)
+      expect(yield* store.isOpen(second)).toBe(true)
+      expect(yield* store.isOpen(newest)).toBe(true)
+    }))
+})
