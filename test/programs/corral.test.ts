@@ -160,9 +160,9 @@ describe("corral up (bundled Dator and Arca under supervision)", () => {
     expect(result.stderr).not.toMatch(/fiber=|cause=|SystemError/)
   })
 
-  it("config show prints the effective config", () => {
+  it("config show --json prints the effective config", () => {
     const dataDir = makeDataDir({ "50-dator.json": { modules: { dator: { quota: { per_subject: 5, window_sec: 10 } } } } })
-    const result = spawnSync(process.execPath, [corralScript, "config", "show", "--data-dir", dataDir], { encoding: "utf8", timeout: 20_000 })
+    const result = spawnSync(process.execPath, [corralScript, "config", "show", "--json", "--data-dir", dataDir], { encoding: "utf8", timeout: 20_000 })
     expect(result.status).toBe(0)
     const shown = JSON.parse(result.stdout) as { modules: { dator: { quota: { per_subject: number } } }; hooks: Record<string, unknown>; runtime: { data_dir: string } }
     expect(shown.modules.dator.quota.per_subject).toBe(5)

@@ -15,6 +15,12 @@ export const bundledModulesDir = Path.resolve(import.meta.dirname, "..", "..", "
 export const resolveDataDir = (option: Option.Option<string>): string =>
   Path.resolve(Option.getOrElse(option, () => process.env["CORRAL_DATA_DIR"] ?? Path.join(Os.homedir(), ".local", "state", "corral")))
 
+/** The data dir the option names (else the environment's or the default), and whether the user named it. */
+export const hostTargetFor = (option: Option.Option<string>): { readonly dataDir: string; readonly named: boolean } => ({
+  dataDir: resolveDataDir(option),
+  named: Option.isSome(option)
+})
+
 /** The paths of the host whose data directory the option names. */
 export const hostPathsFor = (option: Option.Option<string>) => hostPaths(resolveDataDir(option), bundledModulesDir)
 

@@ -5,8 +5,10 @@
 import { Effect, Layer } from "effect"
 import { ControlApi } from "../../services/host/ControlApi.js"
 import { HostPaths } from "../../services/host/HostPaths.js"
+import type { HostReload } from "../../services/host/HostReload.js"
 import { Supervisor } from "../../services/host/Supervisor.js"
 import type { LifecycleEvent } from "../../services/host/Traces.js"
+import { reloadOnHangup } from "./HangupReload.js"
 import { stderrLine, stdoutJson } from "./Terminal.js"
 
 /** One lifecycle event as a line for the person watching `corral up`. */
@@ -14,7 +16,7 @@ export const printLifecycleEvent = (event: LifecycleEvent): Effect.Effect<void> 
   stderrLine(`${event.at}  ${event.component.padEnd(24)} ${event.from} → ${event.to}  ${event.reason}`)
 
 /** Announces the host, starts its components and reports them; stays until the host stops. */
-export const HostUp: Layer.Layer<never, never, ControlApi | Supervisor | HostPaths> = Layer.scopedDiscard(
+export const HostUp: Layer.Layer<never, never, ControlApi | Supervisor | HostPaths | HostReload> = Layer.scopedDiscard(
   Effect.gen(function*() {
     const control = yield* ControlApi
     const supervisor = yield* Supervisor
@@ -31,5 +33,7 @@ export const HostUp: Layer.Layer<never, never, ControlApi | Supervisor | HostPat
     yield* stderrLine(
       `corral: up — ${components.map((c) => `${c.id} ${c.phase}`).join(", ") || "no components"}; Ctrl-C stops everything`
     )
+    // From here on (every component started once), SIGHUP reloads the config.
+    yield* reloadOnHangup
   })
 )

@@ -1,15 +1,25 @@
 /**
  * What the CLI says to the person at the terminal: one line per expected failure on stderr (then a
- * `ReportedFailure`, so the exit code is 1 without a second report), JSON lines on stdout.
+ * `ReportedFailure`, so the exit code is 1 without a second report; a `UsageFailure` makes it 2),
+ * JSON lines on stdout.
  */
-import { ValidationError } from "@effect/cli"
+import * as ValidationError from "@effect/cli/ValidationError"
 import { Cause, Chunk, Effect, Schema } from "effect"
 
 /** An expected failure that has been told to the user already: the process exits 1, nothing more is printed. */
 export class ReportedFailure extends Schema.TaggedError<ReportedFailure>()("ReportedFailure", {}) {}
 
+/** The command line itself was wrong and the user has been told in one line: the process exits 2. */
+export class UsageFailure extends Schema.TaggedError<UsageFailure>()("UsageFailure", {}) {}
+
+/** Exit code of a usage error (the command line was wrong), as the shells' own builtins use it. */
+export const usageExitCode = 2
+
 /** Writes one line to stderr. */
 export const stderrLine = (text: string): Effect.Effect<void> => Effect.sync(() => process.stderr.write(`${text}\n`))
+
+/** Writes one line to stdout. */
+export const stdoutLine = (text: string): Effect.Effect<void> => Effect.sync(() => process.stdout.write(`${text}\n`))
 
 /** Writes `value` as one JSON line to stdout. */
 export const stdoutJson = (value: unknown): Effect.Effect<void> => Effect.sync(() => process.stdout.write(`${JSON.stringify(value)}\n`))
@@ -18,11 +28,20 @@ export const stdoutJson = (value: unknown): Effect.Effect<void> => Effect.sync((
 export const reportFailure = (text: string): Effect.Effect<never, ReportedFailure> =>
   Effect.zipRight(stderrLine(text), Effect.fail(new ReportedFailure()))
 
-// @effect/cli prints its own validation errors (usage, unknown option) before failing with them.
-const isReported = (error: unknown): boolean => error instanceof ReportedFailure || ValidationError.isValidationError(error)
+/** Tells the user what is wrong with the command line, in one line, and fails with `UsageFailure`. */
+export const reportUsage = (text: string): Effect.Effect<never, UsageFailure> =>
+  Effect.zipRight(stderrLine(text), Effect.fail(new UsageFailure()))
+
+// @effect/cli prints its own validation errors before failing with them (the demo server keeps that output).
+const isReported = (error: unknown): boolean =>
+  error instanceof ReportedFailure || error instanceof UsageFailure || ValidationError.isValidationError(error)
 
 /** Logs a failure nobody has reported yet (a bug, or an error the CLI forgot to explain). */
 export const logUnreported = <E>(cause: Cause.Cause<E>): Effect.Effect<void> =>
   Chunk.every(Cause.failures(cause), isReported) && !Cause.isDie(cause)
     ? Effect.void
     : Effect.logError("corral failed", cause)
+
+/** The process's exit code for a failed run: 2 for a usage error, else 1. */
+export const failureExitCode = <E>(cause: Cause.Cause<E>): number =>
+  Chunk.some(Cause.failures(cause), (error) => error instanceof UsageFailure) ? usageExitCode : 1

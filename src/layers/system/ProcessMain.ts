@@ -3,11 +3,14 @@
  * kills the process mid-drain and which leaves SIGUSR1 to Node's inspector):
  * - SIGTERM, SIGINT, SIGQUIT: the first interrupts the program, so its scopes drain; a second one
  *   declares `ShutdownUrgency` (grace periods end now) and makes the exit code 130; a third exits at once.
- * - SIGHUP: logged and ignored (reload is not available yet).
+ * - SIGHUP: left to the program's own listener (`corral up` reloads its config); with none, logged and ignored
+ *   (handling it at all keeps Node's default, which ends the process, from applying).
  * - SIGUSR1: logged and ignored; handling it at all keeps Node from opening its unauthenticated debugger.
- * Exit code: 0 when the program ends or is stopped by a signal, 1 on a failure, 130 after an urgent stop.
+ * Exit code: 0 when the program ends or is stopped by a signal, 1 on a failure (or what `failureExitCode`
+ * says of it: the CLI's usage errors are 2), 130 after an urgent stop.
  */
-import { Runtime } from "@effect/platform"
+// The module, not the package index: the CLI starts through here and the index loads all of @effect/platform.
+import * as Runtime from "@effect/platform/Runtime"
 import { Cause, Effect, Exit } from "effect"
 import { makeShutdownUrgency, ShutdownUrgency } from "../../services/system/ShutdownUrgency.js"
 
@@ -18,8 +21,13 @@ const stopSignals = ["SIGTERM", "SIGINT", "SIGQUIT"] as const
 
 const note = (text: string) => process.stderr.write(`corral: ${text}\n`)
 
+/** How a failed program's cause maps to the process's exit code (default: 1). */
+export interface RunMainOptions {
+  readonly failureExitCode?: (cause: Cause.Cause<unknown>) => number
+}
+
 /** Runs `program` as this process's main fiber, with `ShutdownUrgency` provided and the signals above handled. */
-export const runMain = <E, A>(program: Effect.Effect<A, E, ShutdownUrgency>): void => {
+export const runMain = <E, A>(program: Effect.Effect<A, E, ShutdownUrgency>, options: RunMainOptions = {}): void => {
   const urgency = Effect.runSync(makeShutdownUrgency)
   Runtime.makeRunMain(({ fiber, teardown }) => {
     const keepAlive = setInterval(() => undefined, 2 ** 31 - 1)
@@ -38,7 +46,10 @@ export const runMain = <E, A>(program: Effect.Effect<A, E, ShutdownUrgency>): vo
         process.exit(urgentExitCode)
       }
     }
-    const onHangup = () => note("SIGHUP: config reload is not available yet; ignored")
+    // Another listener (a running host's reload) answers for itself; this one only keeps SIGHUP harmless.
+    const onHangup = () => {
+      if (process.listenerCount("SIGHUP") <= 1) note("SIGHUP: nothing to reload (the host is not up yet); ignored")
+    }
     const onUser1 = () => note("SIGUSR1: ignored (no debugger is opened)")
     for (const signal of stopSignals) process.on(signal, onStop)
     process.on("SIGHUP", onHangup)
@@ -48,7 +59,11 @@ export const runMain = <E, A>(program: Effect.Effect<A, E, ShutdownUrgency>): vo
       for (const signal of stopSignals) process.removeListener(signal, onStop)
       process.removeListener("SIGHUP", onHangup)
       teardown(exit, (code) => {
-        const final = stopSignalsSeen >= 2 ? urgentExitCode : Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) ? 0 : code
+        const final = stopSignalsSeen >= 2
+          ? urgentExitCode
+          : Exit.isFailure(exit)
+          ? Cause.isInterruptedOnly(exit.cause) ? 0 : options.failureExitCode?.(exit.cause) ?? code
+          : code
         process.exit(final)
       })
     })
