@@ -1,6 +1,6 @@
 /**
- * The host as a Layer graph: paths and config → traces → supervisor and broker → executors → hooks →
- * the control server. Built in that order and released in reverse when the layer's scope closes:
+ * The host as a Layer graph: paths and config → event feed → traces (also published as events and
+ * counted in metrics) → supervisor and broker → metrics → executors → hooks → the control server. Built in that order and released in reverse when the layer's scope closes:
  * the control server drains first, then components and backends stop, then traces close.
  */
 import { Context, Effect, Layer } from "effect"
@@ -8,9 +8,12 @@ import type { BackendRegistry } from "../../services/broker/BackendRegistry.js"
 import type { Broker } from "../../services/broker/Broker.js"
 import type { ControlApi } from "../../services/host/ControlApi.js"
 import { ConfigLoader } from "../../services/host/ConfigLoader.js"
-import { EffectiveConfig } from "../../services/host/EffectiveConfig.js"
+import type { CurrentConfig, EffectiveConfig } from "../../services/host/EffectiveConfig.js"
 import { type Executors, InProcessFunctions, type InProcessFunction } from "../../services/host/Executor.js"
 import type { HookRunner } from "../../services/host/HookRunner.js"
+import type { HostReload } from "../../services/host/HostReload.js"
+import type { HostEvents } from "../../services/host/HostEvents.js"
+import type { HostMetrics } from "../../services/host/HostMetrics.js"
 import type { ConfigError } from "../../services/host/HostConfig.js"
 import type { HostAlreadyRunning, HostLockError } from "../../services/host/HostLock.js"
 import { type DataDirError, HostPaths } from "../../services/host/HostPaths.js"
@@ -23,12 +26,17 @@ import type { LoopbackPorts } from "../../services/system/LoopbackPorts.js"
 import { BrokerBackendsLive, BrokerLive } from "../broker/Broker.js"
 import { LoopbackPortsLive } from "../system/LoopbackPorts.js"
 import { ConfigLoaderLive } from "./config/ConfigLoader.js"
-import { ControlApiLive } from "./ControlServer.js"
+import type { StreamTiming } from "./control/ControlDependencies.js"
+import { makeControlApiLive } from "./ControlServer.js"
 import { ExecutorsLive } from "./executors/HostExecutors.js"
 import { hostDefaults } from "./hostDefaults.js"
+import { ConfigAtStartLive } from "./CurrentConfig.js"
 import { HookRunnerLive } from "./HookRunner.js"
+import { HostEventsLive, withHostEvents } from "./HostEvents.js"
+import { HostMetricsLive, withHostMetrics } from "./HostMetrics.js"
 import { HostLockLive } from "./HostLock.js"
 import { HostPathsLive } from "./HostPaths.js"
+import { HostReloadLive } from "./HostReload.js"
 import { ProcessLauncherLive } from "./launcher/ProcessLauncher.js"
 import { ModuleClientLive } from "./ModuleClient.js"
 import { SupervisorLive } from "./supervisor/Supervisor.js"
@@ -45,28 +53,31 @@ export interface HostOptions {
   readonly onLifecycle?: (event: LifecycleEvent) => Effect.Effect<void>
   /** What the broker's `admin shutdown` does (`corral up` stops the whole host). */
   readonly onShutdownRequest?: Effect.Effect<void>
+  /** The control API's event-stream and log-follow timing (tests shorten it); default 15 s heartbeats, 1 h streams. */
+  readonly controlStreams?: StreamTiming
 }
 
 /** Everything a running host provides. */
 export type HostServices =
   | ControlApi
+  | HostReload
   | HookRunner
   | Executors
   | Supervisor
   | Broker
   | BackendRegistry
   | TraceLog
+  | HostEvents
+  | HostMetrics
   | EffectiveConfig
+  | CurrentConfig
   | HostPaths
 
 /** What can stop a host from starting: its config, another host on its data dir, its control server's address. */
 export type HostStartError = ConfigError | DataDirError | HostAlreadyRunning | HostLockError | ServeError | BoundedServerConfigError
 
-/** The effective config, loaded once: factory fragments, host defaults, operator fragments. */
-export const EffectiveConfigLive: Layer.Layer<EffectiveConfig, ConfigError, ConfigLoader> = Layer.effect(
-  EffectiveConfig,
-  Effect.flatMap(ConfigLoader, (loader) => Effect.map(loader.load, (loaded) => loaded.config))
-)
+/** The effective config, loaded once at start (factory fragments, host defaults, operator fragments); reloads replace `CurrentConfig`. */
+export const EffectiveConfigLive: Layer.Layer<EffectiveConfig | CurrentConfig, ConfigError, ConfigLoader> = ConfigAtStartLive
 
 /** The config loader of a data directory, with the host's own defaults between factory and operator fragments. */
 export const HostConfigLoaderLive = (options: { readonly dataDir: string; readonly modulesDir: string }): Layer.Layer<ConfigLoader> =>
@@ -104,11 +115,15 @@ export const HostServicesLive = (
     Layer.provideMerge(HostPathsLive(options)),
     Layer.provideMerge(EffectiveConfigLive.pipe(Layer.provide(HostConfigLoaderLive(options))))
   )
-  return ControlApiLive.pipe(
+  return makeControlApiLive(options.controlStreams === undefined ? {} : { timing: options.controlStreams }).pipe(
+    Layer.provideMerge(HostReloadLive.pipe(Layer.provide(HostConfigLoaderLive(options)))),
     Layer.provideMerge(HookRunnerLive),
     Layer.provideMerge(ExecutorsLive),
+    Layer.provideMerge(HostMetricsLive),
     Layer.provideMerge(Layer.merge(SupervisorLive, BrokerFor(options))),
-    Layer.provideMerge(withLifecycleListener(TraceLogLive, options.onLifecycle)),
+    Layer.provideMerge(withLifecycleListener(withHostEvents(withHostMetrics(TraceLogLive)), options.onLifecycle)),
+    // The event feed outlives everything that publishes to it (traces, supervisor, broker).
+    Layer.provideMerge(HostEventsLive),
     Layer.provideMerge(base),
     Layer.provide(Layer.succeed(InProcessFunctions, options.inProcess ?? new Map()))
   )
