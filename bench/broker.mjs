@@ -5,7 +5,7 @@
 //                         [--cold-reps N=2] [--cold-modes retry,window,pipelined] [--window N=250]
 //                         [--delay-ready S=0.3] [--part warm|cold|all] [--json out.json] [--no-pin] [--wait-quiet S=30]
 //
-// Runs `node dist/programs/corral.js up` (needs `npm run build`) on a fresh temp data dir whose
+// Runs `node dist/bin/corral.js up` (needs `npm run build`) on a fresh temp data dir whose
 // `services/` (0700) holds definitions (0600) of `test/fixtures/echo_backend.py` backends on unix
 // sockets. The host (and the backends it launches) run on CPU 0 (`taskset -c 0`), this process on
 // CPU 1. Unix sockets only. Every process this bench starts is stopped by its pid (SIGTERM, SIGKILL
@@ -783,7 +783,7 @@ function printCold(result) {
 }
 
 async function main() {
-  if (!fs.existsSync(corralJs)) die("dist/programs/corral.js is missing: run `npm run build` first")
+  if (!fs.existsSync(corralJs)) die("dist/bin/corral.js is missing: run `npm run build` first")
   if (PIN) {
     const r = spawnSync("taskset", ["-a", "-pc", "1", String(process.pid)], { encoding: "utf8" })
     if (r.status !== 0) die(`taskset failed: ${r.stderr}`)

@@ -2,8 +2,8 @@
 //
 //   node bench/cli-status.mjs [--runs N=10] [--json out.json] [--wait-quiet S=30]
 //
-// Starts the built host (`node dist/programs/corral.js up`, needs `npm run build`) on a fresh temp data
-// dir, then runs `node dist/programs/corral.js status --data-dir <dir>` N times and, interleaved with
+// Starts the built host (`node dist/bin/corral.js up`, needs `npm run build`) on a fresh temp data
+// dir, then runs `node dist/bin/corral.js status --data-dir <dir>` N times and, interleaved with
 // it, `node -e 0` (the same machine's cost of starting node at all, measured in the same moments, so
 // a busy shared machine shows in both). Reports the medians and their difference (what the CLI itself
 // costs). Before each pair it waits (bounded) for the CPUs to be quiet. 127.0.0.1 only; the host is

@@ -5,7 +5,7 @@
 //                       [--restarts N=5] [--part overhead|restart|all] [--json out.json] [--no-pin] [--wait-quiet S=30]
 //                       [--restart-poll-ms N=2]
 //
-// Runs `node dist/programs/corral.js up` (needs `npm run build`) on a fresh temp data dir whose operator
+// Runs `node dist/bin/corral.js up` (needs `npm run build`) on a fresh temp data dir whose operator
 // fragment `config/50-bench.json` adds a one-component hook `bench` = ["middleware.dator"], lifts
 // Dator's quota (so every request is the same `allow`) and relaxes Dator's restart budget. The host
 // and everything it spawns run on CPU 0 (`taskset -c 0`), this process on CPU 1. 127.0.0.1 only.
@@ -645,7 +645,7 @@ function printRestart(result) {
 }
 
 async function main() {
-  if (!fs.existsSync(corralJs)) die("dist/programs/corral.js is missing: run `npm run build` first")
+  if (!fs.existsSync(corralJs)) die("dist/bin/corral.js is missing: run `npm run build` first")
   if (PIN) {
     const r = spawnSync("taskset", ["-a", "-pc", "1", String(process.pid)], { encoding: "utf8" })
     if (r.status !== 0) die(`taskset failed: ${r.stderr}`)

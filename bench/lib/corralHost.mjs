@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url"
 import { awaitLine, track } from "./children.mjs"
 
 /** The built CLI; `npm run build` writes it. */
-export const corralJs = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist/programs/corral.js")
+export const corralJs = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist/bin/corral.js")
 
 /**
  * Runs `corral up --data-dir dataDir` behind `commandPrefix` (e.g. `taskset -c 0`) and resolves

@@ -11,7 +11,7 @@ import { Effect } from "effect"
 import { makeEchoServices } from "../support/brokerFixture.js"
 import { control, fixturesDir, killPid, makeDataDir, removeDataDirs, startHost } from "../support/hostProcess.js"
 
-const corralScript = Path.resolve(import.meta.dirname, "../../dist/programs/corral.js")
+const corralScript = Path.resolve(import.meta.dirname, "../../dist/bin/corral.js")
 const ansi = /\u001b\[/
 
 interface Run {

@@ -12,7 +12,7 @@ import { control, makeDataDir, removeDataDirs, startHost } from "../support/host
 import { processesWhoseArgv, somethingListensOn } from "../support/procfs.js"
 import { waitUntil } from "../support/rawHttp.js"
 
-const corralScript = Path.resolve(import.meta.dirname, "../../dist/programs/corral.js")
+const corralScript = Path.resolve(import.meta.dirname, "../../dist/bin/corral.js")
 
 afterAll(removeDataDirs)
 

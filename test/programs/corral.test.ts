@@ -7,7 +7,7 @@ import { control, fixturesDir, killPid, makeDataDir, removeDataDirs, startHost }
 import { cmdlineOf, descendantsOf, environOf, isAlive } from "../support/procfs.js"
 import { waitUntil } from "../support/rawHttp.js"
 
-const corralScript = Path.resolve(import.meta.dirname, "../../dist/programs/corral.js")
+const corralScript = Path.resolve(import.meta.dirname, "../../dist/bin/corral.js")
 
 interface ComponentsBody {
   readonly components: ReadonlyArray<{ id: string; phase: string; pid: number | null; endpoint: string | null; last_error: string | null; report: { name: string } | null }>

@@ -1,5 +1,5 @@
 /**
- * Runs the built host (`node dist/programs/corral.js up`) as a real child process on a temporary
+ * Runs the built host (`node dist/bin/corral.js up`) as a real child process on a temporary
  * data directory; the scope's end kills it by pid if the test did not stop it.
  */
 import { spawn, type ChildProcess } from "node:child_process"
@@ -10,7 +10,7 @@ import * as Readline from "node:readline"
 import { Effect } from "effect"
 import type { Scope } from "effect"
 
-const corralScript = Path.resolve(import.meta.dirname, "../../dist/programs/corral.js")
+const corralScript = Path.resolve(import.meta.dirname, "../../dist/bin/corral.js")
 /** Absolute path of the test fixtures. */
 export const fixturesDir = Path.resolve(import.meta.dirname, "../fixtures")
 

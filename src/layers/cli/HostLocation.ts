@@ -7,9 +7,10 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { Effect, Option } from "effect"
 import { hostPaths } from "../host/HostPaths.js"
+import { packageRoot } from "../system/PackageRoot.js"
 
 /** The bundled modules (`modules/` of this package, beside `dist/`). */
-export const bundledModulesDir = Path.resolve(import.meta.dirname, "..", "..", "..", "modules")
+export const bundledModulesDir = Path.join(packageRoot, "modules")
 
 /** The data directory the CLI acts on: the option, else `$CORRAL_DATA_DIR`, else `~/.local/state/corral`. */
 export const resolveDataDir = (option: Option.Option<string>): string =>

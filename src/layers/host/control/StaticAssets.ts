@@ -6,9 +6,10 @@
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 import { Effect, Option } from "effect"
+import { packageRoot } from "../../system/PackageRoot.js"
 
 /** The status page's directory (`assets/status/` of this package, beside `dist/` and `src/`). */
-export const bundledAssetsDir = Path.resolve(import.meta.dirname, "..", "..", "..", "..", "assets", "status")
+export const bundledAssetsDir = Path.join(packageRoot, "assets", "status")
 
 const contentTypes: Readonly<Record<string, string>> = {
   ".html": "text/html; charset=utf-8",

@@ -10,7 +10,7 @@ import { configTree, removeConfigTrees } from "./configTree.js"
 
 afterEach(removeConfigTrees)
 
-const corralScript = NodePath.resolve(import.meta.dirname, "../../../../dist/programs/corral.js")
+const corralScript = NodePath.resolve(import.meta.dirname, "../../../../dist/bin/corral.js")
 
 const problemOf = (files: Readonly<Record<string, unknown>>) =>
   Effect.gen(function*() {

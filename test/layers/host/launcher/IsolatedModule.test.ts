@@ -190,7 +190,7 @@ describe("module-isolated (bubblewrap view)", () => {
     }))
 
   it("config show says whether module-isolated is available here", () => {
-    const corral = Path.resolve(import.meta.dirname, "../../../../dist/programs/corral.js")
+    const corral = Path.resolve(import.meta.dirname, "../../../../dist/bin/corral.js")
     const shown = spawnSync(process.execPath, [corral, "config", "show", "--json", "--data-dir", makeDataDir()], { encoding: "utf8", timeout: 20_000 })
     expect(shown.status, shown.stderr).toBe(0)
     const { runtime } = JSON.parse(shown.stdout) as { runtime: { module_isolated_available: boolean; module_isolated_problem?: string } }
