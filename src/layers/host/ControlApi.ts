@@ -12,6 +12,7 @@ import { BoundedResponse } from "../../services/server/BoundedHttp.js"
 import { WorkflowEnvelope } from "../../services/host/MiddlewareContract.js"
 import { declaredPaths } from "./control/ControlApp.js"
 import type { ControlDependencies } from "./control/ControlDependencies.js"
+import { badHost, isLoopbackHostHeader } from "./control/HostHeader.js"
 import { checkRequest } from "./control/RequestAuth.js"
 
 /** Where every request outside the declared routes is counted, so raw paths never become keys. */
@@ -40,6 +41,7 @@ const decodeEnvelope = Schema.decodeUnknownEither(WorkflowEnvelope, { errors: "a
 /** `POST /v1/hooks/{hook}/invoke` on the bounded server's own interface. */
 export const hookInvocationHandler = (deps: ControlDependencies): RequestHandler => (request) =>
   Effect.gen(function*() {
+    if (!isLoopbackHostHeader(request.headers["host"])) return json(403, badHost.error, badHost.message)
     const verdict = yield* Effect.either(checkRequest(deps.credentials, request.method, request.headers))
     if (Either.isLeft(verdict)) {
       const status = verdict.left.error === "csrf" ? 403 : 401

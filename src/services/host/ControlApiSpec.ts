@@ -4,7 +4,7 @@
  * (`OpenApi.fromApi`), so the document and the routes cannot drift apart.
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
-import { Schema } from "effect"
+import { JSONSchema, Schema } from "effect"
 import { AdminSnapshot } from "../broker/Broker.js"
 import { ServerMetricsSnapshot } from "../server/BoundedServer.js"
 import { ReadinessDetail, ReadinessWord } from "./ControlReadiness.js"
@@ -175,6 +175,34 @@ const page = HttpApiGroup.make("page")
       .addError(NotFound)
   )
 
+/**
+ * What a parameter or body that does not decode is answered (400), as the server sends it: the contract's
+ * error shape, not the platform's `HttpApiDecodeError` with its `_tag` and `issues`.
+ */
+export const BadRequestBody = Schema.Struct({
+  error: Schema.Literal("bad_request"),
+  message: Schema.String.annotations({ description: "each field that did not decode and why, e.g. \"tail: Expected a number between 0 and 10000\"" })
+}).annotations({ description: "The request did not match the expected schema" })
+
+const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+/**
+ * The generated document with the platform's 400 schema (which every route refers to) replaced by
+ * `BadRequestBody`. The platform declares that error on every `HttpApi` and offers no way to swap it, so
+ * the document is corrected where it is generated.
+ */
+export const describeBadRequest = (spec: Record<string, unknown>): Record<string, unknown> => {
+  const components = spec["components"]
+  if (!isRecord(components) || !isRecord(components["schemas"])) return spec
+  const { $schema: _dialect, ...badRequest } = JSONSchema.make(BadRequestBody)
+  const { Issue: issue, ...schemas } = components["schemas"]
+  const replaced = { ...schemas, HttpApiDecodeError: badRequest }
+  // `Issue` was only the platform error's part; kept if anything else still refers to it.
+  const stillUsed = issue !== undefined && JSON.stringify(replaced).includes("#/components/schemas/Issue\"")
+  return { ...spec, components: { ...components, schemas: stillUsed ? { ...replaced, Issue: issue } : replaced } }
+}
+
 /** The host's control API. */
 export class ControlApiSpec extends HttpApi.make("corral")
   .add(probes)
@@ -186,5 +214,10 @@ export class ControlApiSpec extends HttpApi.make("corral")
   .add(host)
   .annotate(OpenApi.Title, "Corral control API")
   .annotate(OpenApi.Version, hostVersion)
-  .annotate(OpenApi.Description, "The host's control API on loopback. /v1/* needs Authorization: Bearer <run/control.token> or the session cookie.")
+  .annotate(
+    OpenApi.Description,
+    "The host's control API on loopback. /v1/* needs Authorization: Bearer <run/control.token> or the session cookie. " +
+      "A request whose Host is not localhost or a loopback address is refused (403 bad_host)."
+  )
+  .annotate(OpenApi.Transform, describeBadRequest)
 {}

@@ -92,7 +92,7 @@ describe("control API: bodies bounded before they are read", () => {
     Effect.gen(function*() {
       const { port } = yield* hostWithSlowHook
       const socket = yield* Effect.promise(() => connect(port))
-      socket.write("POST /v1/hooks/ingress/invoke HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+      socket.write("POST /v1/hooks/ingress/invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n")
       const written = streamChunkedBody(socket, 1024 * 1024 * 1024)
       const { data, closed, elapsedMs } = yield* Effect.promise(() => readUntilClose(socket, 3_000))
       socket.destroy()
@@ -108,7 +108,7 @@ describe("control API: bodies bounded before they are read", () => {
     Effect.gen(function*() {
       const { port, token } = yield* hostWithSlowHook
       const socket = yield* Effect.promise(() => connect(port))
-      socket.write(`POST /v1/hooks/ingress/invoke HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nTransfer-Encoding: chunked\r\n\r\n`)
+      socket.write(`POST /v1/hooks/ingress/invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nTransfer-Encoding: chunked\r\n\r\n`)
       const written = streamChunkedBody(socket, 1024 * 1024 * 1024)
       const { data, closed, elapsedMs } = yield* Effect.promise(() => readUntilClose(socket, 3_000))
       socket.destroy()

@@ -12,6 +12,7 @@ import { ActionSettled, ControlApiSpec } from "../../../services/host/ControlApi
 import type { ImpossibleTransition, UnknownComponent } from "../../../services/host/Supervisor.js"
 import type { ControlDependencies } from "./ControlDependencies.js"
 import { defaultTailLines, followFile, readTail } from "./LogTail.js"
+import { whileAuthorized } from "./RequestAuth.js"
 import { busyResponse } from "./Responses.js"
 
 /** How long `?wait=1` waits when the client names no `timeout_ms`, and the most it may name. */
@@ -73,7 +74,8 @@ const logs = (deps: ControlDependencies, request: LogsRequest) =>
     if (!isOn(request.urlParams.follow)) return HttpServerResponse.text(tail.text, { contentType, headers })
     if (!deps.streamPermits.holdUntilClosed(request.request)) return busyResponse(deps, "streams_busy")
     const follow = followFile(file, tail.end, { pollMs: deps.timing.followPollMs, maxMs: deps.timing.maxStreamMs })
-    return HttpServerResponse.stream(Stream.concat(Stream.encodeText(Stream.make(tail.text)), follow), { contentType, headers })
+    const body = Stream.concat(Stream.encodeText(Stream.make(tail.text)), follow)
+    return HttpServerResponse.stream(whileAuthorized(deps.credentials, request.request.headers, body), { contentType, headers })
   })
 
 /** The components group of the control API. */

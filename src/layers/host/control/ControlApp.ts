@@ -3,7 +3,8 @@
  * that what the router alone would answer badly follows the contract: a path that is not valid
  * percent-encoding is 400 `bad_path`, an unknown method on a declared path is 405 with `Allow` (methods
  * read from the same declaration), an unknown path is a JSON 404, a body or parameter that does not decode is
- * 400 `bad_request` naming the field (never a 500), and every 401 says `WWW-Authenticate: Bearer`.
+ * 400 `{error: "bad_request", message}` naming the field (never a 500), every 401 says `WWW-Authenticate:
+ * Bearer`, a `Host` that is not loopback is refused (DNS rebinding), and every answer has the security headers.
  */
 import { HttpApiBuilder, type HttpApp, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
@@ -13,9 +14,11 @@ import { ControlApiSpec } from "../../../services/host/ControlApiSpec.js"
 import { ControlAuthLive, MetricsAuthLive } from "./AuthMiddleware.js"
 import { componentRoutes } from "./ComponentRoutes.js"
 import type { ControlDependencies } from "./ControlDependencies.js"
+import { badHost, isLoopbackHostHeader } from "./HostHeader.js"
 import { eventRoutes, hookRoutes, hostRoutes } from "./HostRoutes.js"
 import { controlOpenApi, pageRoutes, probeRoutes, sessionRoutes } from "./PageRoutes.js"
 import { errorResponse } from "./Responses.js"
+import { withAnswerHeaders } from "./SecurityHeaders.js"
 
 /** A declared path as a matcher, with the methods it answers. */
 interface DeclaredPath {
@@ -72,22 +75,40 @@ const isUnreadableBody = (cause: Cause.Cause<unknown>): boolean =>
     onSome: (defect) => HttpServerError.isServerError(defect) && defect._tag === "RequestError"
   })
 
+interface DecodeIssue {
+  readonly path: ReadonlyArray<unknown>
+  readonly message: string
+}
+
 const DecodeErrorBody = Schema.parseJson(Schema.Struct({
   _tag: Schema.Literal("HttpApiDecodeError"),
   issues: Schema.Array(Schema.Struct({ path: Schema.Array(Schema.Unknown), message: Schema.String }))
 }))
 const decodeErrorBody = Schema.decodeUnknownOption(DecodeErrorBody)
 
+const fieldOf = (issue: DecodeIssue): string => issue.path.join(".") || "(body)"
+
 /**
- * The platform's 400 for a parameter or body that does not match its schema, given the contract's
- * `error` and a one-line `message` naming each field (its `_tag` and `issues` stay, as documented).
+ * The issues worth reading: an optional field that does not decode also reports the other arm of its
+ * union ("Expected undefined, actual ..."), which says nothing to the client.
+ */
+const tellingIssues = (issues: ReadonlyArray<DecodeIssue>): ReadonlyArray<DecodeIssue> =>
+  issues.filter((issue) =>
+    !(issue.message.startsWith("Expected undefined") &&
+      issues.some((other) => other !== issue && fieldOf(other) === fieldOf(issue)))
+  )
+
+/**
+ * The platform's 400 for a parameter or body that does not match its schema, as the contract's
+ * `{error: "bad_request", message}` with a one-line message naming each field (the OpenAPI document says
+ * the same: see `ControlApiSpec`).
  */
 const withErrorCode = (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse => {
   if (response.status !== 400 || response.body._tag !== "Uint8Array") return response
   const decoded = decodeErrorBody(new TextDecoder().decode(response.body.body))
   if (Option.isNone(decoded)) return response
-  const message = decoded.value.issues.map((issue) => `${issue.path.join(".") || "(body)"}: ${issue.message}`).join("; ")
-  return HttpServerResponse.unsafeJson({ error: "bad_request", message, ...decoded.value }, { status: 400 })
+  const message = tellingIssues(decoded.value.issues).map((issue) => `${fieldOf(issue)}: ${issue.message}`).join("; ")
+  return errorResponse(400, "bad_request", message)
 }
 
 /** The control API's app for `deps`, its routes built for the life of the scope. */
@@ -107,7 +128,8 @@ export const makeControlApp = (deps: ControlDependencies): Effect.Effect<HttpApp
     )
     const context = yield* Layer.build(Layer.merge(api, NodeHttpServer.layerContext))
     const routed = Effect.provide(yield* Effect.provide(HttpApiBuilder.httpApp, context), context)
-    return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const answer = (request: HttpServerRequest.HttpServerRequest) => {
+      if (!isLoopbackHostHeader(request.headers["host"])) return Effect.succeed(errorResponse(403, badHost.error, badHost.message))
       const path = pathOf(request.url)
       if (!decodablePath(path)) {
         return Effect.succeed(errorResponse(400, "bad_path", `${path} is not valid percent-encoding: encode each path segment (encodeURIComponent)`))
@@ -122,5 +144,6 @@ export const makeControlApp = (deps: ControlDependencies): Effect.Effect<HttpApp
         Effect.map((response) =>
           response.status === 401 ? HttpServerResponse.setHeader(response, "www-authenticate", "Bearer") : withErrorCode(response))
       )
-    })
+    }
+    return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => Effect.map(answer(request), withAnswerHeaders))
   })

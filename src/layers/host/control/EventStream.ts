@@ -7,9 +7,6 @@
 import { Effect, Schedule, Stream } from "effect"
 import type { HostEventsShape, NumberedEvent } from "../../../services/host/HostEvents.js"
 
-/** Seconds between heartbeat comments. */
-export const heartbeatMs = 15_000
-
 /** One event as an SSE frame. */
 export const eventFrame = (numbered: NumberedEvent): string =>
   `id: ${numbered.id}\nevent: ${numbered.event._tag}\ndata: ${JSON.stringify(numbered.event)}\n\n`

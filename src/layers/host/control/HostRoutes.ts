@@ -13,6 +13,7 @@ import { redactSecrets } from "../../../services/host/Redaction.js"
 import { parseIssueLines } from "../../../services/system/ParseIssues.js"
 import type { ControlDependencies } from "./ControlDependencies.js"
 import { eventStream, resumeAfter } from "./EventStream.js"
+import { whileAuthorized } from "./RequestAuth.js"
 import { busyResponse } from "./Responses.js"
 
 /** Events `GET /v1/events/recent` returns when the client names no limit. */
@@ -30,7 +31,11 @@ export const eventRoutes = (deps: ControlDependencies) =>
       .handle("stream", ({ headers, request, urlParams }) => {
         if (!deps.streamPermits.holdUntilClosed(request)) return Effect.succeed(busyResponse(deps, "streams_busy"))
         const after = resumeAfter(headers["last-event-id"], urlParams.last_event_id)
-        const stream = eventStream(deps.events, after, { heartbeatMs: deps.timing.heartbeatMs, maxMs: deps.timing.maxStreamMs })
+        const stream = whileAuthorized(
+          deps.credentials,
+          request.headers,
+          eventStream(deps.events, after, { heartbeatMs: deps.timing.heartbeatMs, maxMs: deps.timing.maxStreamMs })
+        )
         return Effect.succeed(HttpServerResponse.stream(Stream.encodeText(stream), {
           contentType: "text/event-stream",
           // No buffering on the way: each event is one write, and proxies must pass it on at once.

@@ -13,7 +13,8 @@ import type { ControlDependencies } from "./ControlDependencies.js"
 import { hookSpecsOf } from "./HostRoutes.js"
 import { checkRequest, clearedSessionCookie, cookieValue, isToken, sessionCookie, unauthorized } from "./RequestAuth.js"
 import { sessionLifetimeMs } from "./Sessions.js"
-import { assetHeaders, readAsset } from "./StaticAssets.js"
+import { pageHeaders } from "./SecurityHeaders.js"
+import { readAsset } from "./StaticAssets.js"
 
 /** The OpenAPI document of the control API, generated once from its declaration. */
 export const controlOpenApi = OpenApi.fromApi(ControlApiSpec)
@@ -29,8 +30,9 @@ const sessionMaxAgeSec = Math.floor(sessionLifetimeMs / 1000)
 
 const serveAsset = (deps: ControlDependencies, name: string) =>
   Effect.flatMap(readAsset(deps.assetsDir, name), Option.match({
-    onNone: () => Effect.fail(new NotFound({ message: `no file ${name} in the status page's files (${deps.assetsDir})` })),
-    onSome: (asset) => Effect.succeed(HttpServerResponse.uint8Array(asset.bytes, { contentType: asset.contentType, headers: assetHeaders }))
+    // Anyone may ask: the answer names no directory of this machine.
+    onNone: () => Effect.fail(new NotFound({ message: `the status page has no file ${name}` })),
+    onSome: (asset) => Effect.succeed(HttpServerResponse.uint8Array(asset.bytes, { contentType: asset.contentType, headers: pageHeaders }))
   }))
 
 /** The probes group. */
@@ -86,7 +88,7 @@ export const sessionRoutes = (deps: ControlDependencies) =>
           urlParams.code === undefined ? Effect.succeed(Option.none<string>()) : deps.credentials.sessions.redeem(urlParams.code),
           Option.match({
             onNone: () =>
-              HttpServerResponse.text(loginRefusedPage, { status: 401, contentType: "text/html; charset=utf-8", headers: assetHeaders }),
+              HttpServerResponse.text(loginRefusedPage, { status: 401, contentType: "text/html; charset=utf-8", headers: pageHeaders }),
             onSome: (id) =>
               HttpServerResponse.empty({
                 status: 303,

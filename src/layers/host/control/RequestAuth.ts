@@ -4,7 +4,7 @@
  * `X-Corral-Page: 1`, which a page on another site cannot send without a CORS preflight the host never grants.
  */
 import { timingSafeEqual } from "node:crypto"
-import { Effect } from "effect"
+import { Effect, Stream } from "effect"
 import { CsrfRefused, Unauthorized } from "../../../services/host/ControlApiErrors.js"
 import { pageHeaderName, sessionCookieName } from "../../../services/host/ControlApiSpec.js"
 import type { SessionStore } from "./Sessions.js"
@@ -54,11 +54,14 @@ export const csrfRefused = new CsrfRefused({
   message: "a cookie-authenticated request other than GET/HEAD must carry X-Corral-Page: 1 (the status page sends it)"
 })
 
-/** Succeeds when the request carries the token as a Bearer credential. */
-export const checkBearer = (credentials: ControlCredentials, headers: AuthHeaders): Effect.Effect<void, Unauthorized> => {
+const carriesToken = (credentials: ControlCredentials, headers: AuthHeaders): boolean => {
   const given = bearerCredentials(single(headers["authorization"]))
-  return given !== undefined && isToken(given, credentials.token) ? Effect.void : Effect.fail(unauthorized)
+  return given !== undefined && isToken(given, credentials.token)
 }
+
+/** Succeeds when the request carries the token as a Bearer credential. */
+export const checkBearer = (credentials: ControlCredentials, headers: AuthHeaders): Effect.Effect<void, Unauthorized> =>
+  carriesToken(credentials, headers) ? Effect.void : Effect.fail(unauthorized)
 
 /** Succeeds when the request carries a live session cookie, and the page header if it changes something. */
 export const checkSession = (
@@ -82,6 +85,20 @@ export const checkRequest = (
   headers: AuthHeaders
 ): Effect.Effect<void, Unauthorized | CsrfRefused> =>
   Effect.catchAll(checkBearer(credentials, headers), () => checkSession(credentials, method, headers))
+
+/**
+ * `stream`, for an authorized request: when the request came in on a session (not the token), it ends as
+ * that session does, so a logout or an expiry also closes the event streams and log follows it opened.
+ */
+export const whileAuthorized = <A, E, R>(
+  credentials: ControlCredentials,
+  headers: AuthHeaders,
+  stream: Stream.Stream<A, E, R>
+): Stream.Stream<A, E, R> => {
+  if (carriesToken(credentials, headers)) return stream
+  const id = cookieValue(single(headers["cookie"]), sessionCookieName)
+  return Stream.interruptWhen(stream, id === undefined ? Effect.void : credentials.sessions.ended(id))
+}
 
 /** `Set-Cookie` for a new session: HttpOnly, SameSite=Strict, Path=/, as long as the session. */
 export const sessionCookie = (id: string, maxAgeSec: number): string =>

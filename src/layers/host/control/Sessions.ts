@@ -1,10 +1,11 @@
 /**
  * Status-page logins: sessions (random 32-byte ids, at most `maxSessions`, 12 h each) and one-time login
- * codes (60 s, one use), kept in one `Ref` so every check and update is atomic. Nothing is written to disk:
- * a host restart logs everyone out, as a new token does.
+ * codes (60 s, one use), kept in one `SubscriptionRef` so every check and update is atomic and a long answer
+ * opened by a session can end when the session does. Nothing is written to disk: a host restart logs
+ * everyone out, as a new token does.
  */
 import { randomBytes } from "node:crypto"
-import { Clock, Effect, Option, Ref } from "effect"
+import { Clock, Effect, Option, Stream, SubscriptionRef } from "effect"
 
 /** How long a session lasts. */
 export const sessionLifetimeMs = 12 * 60 * 60 * 1000
@@ -22,6 +23,8 @@ export interface SessionStore {
   /** Whether `id` names a session that has not expired. */
   readonly isOpen: (id: string) => Effect.Effect<boolean>
   readonly close: (id: string) => Effect.Effect<void>
+  /** Completes when session `id` ends: closed, expired, or pushed out by newer ones (at once if it is not open). */
+  readonly ended: (id: string) => Effect.Effect<void>
   /** A new one-time login code and when it expires (epoch ms). */
   readonly issueCode: Effect.Effect<{ readonly code: string; readonly expiresAtMs: number }>
   /** Uses `code` up and opens a session for it; none when it is unknown, used or expired. */
@@ -49,10 +52,10 @@ const pruned = (entries: ReadonlyMap<string, number>, now: number, max: number):
 
 /** An empty store. */
 export const makeSessionStore: Effect.Effect<SessionStore> = Effect.map(
-  Ref.make<Logins>({ sessions: new Map(), codes: new Map() }),
+  SubscriptionRef.make<Logins>({ sessions: new Map(), codes: new Map() }),
   (logins): SessionStore => {
     const openAt = (now: number) =>
-      Ref.modify(logins, (state): [string, Logins] => {
+      SubscriptionRef.modify(logins, (state): [string, Logins] => {
         const id = randomId(32)
         const sessions = pruned(state.sessions, now, maxSessions)
         sessions.set(id, now + sessionLifetimeMs)
@@ -62,15 +65,24 @@ export const makeSessionStore: Effect.Effect<SessionStore> = Effect.map(
       open: Effect.flatMap(Clock.currentTimeMillis, openAt),
       isOpen: (id) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.map(Ref.get(logins), (state) => (state.sessions.get(id) ?? 0) > now)),
+          Effect.map(SubscriptionRef.get(logins), (state) => (state.sessions.get(id) ?? 0) > now)),
       close: (id) =>
-        Ref.update(logins, (state) => {
+        SubscriptionRef.update(logins, (state) => {
           const sessions = new Map(state.sessions)
           sessions.delete(id)
           return { ...state, sessions }
         }),
+      ended: (id) =>
+        Effect.gen(function*() {
+          const expiresAt = (yield* SubscriptionRef.get(logins)).sessions.get(id)
+          if (expiresAt === undefined) return
+          const now = yield* Clock.currentTimeMillis
+          // The changes start with the state now, so a close between the read above and here is seen.
+          const removed = Stream.runDrain(Stream.takeUntil(logins.changes, (state) => !state.sessions.has(id)))
+          yield* Effect.race(removed, Effect.sleep(Math.max(0, expiresAt - now)))
+        }),
       issueCode: Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Ref.modify(logins, (state) => {
+        SubscriptionRef.modify(logins, (state) => {
           const code = randomId(24)
           const expiresAtMs = now + loginCodeLifetimeMs
           const codes = pruned(state.codes, now, maxLoginCodes)
@@ -79,7 +91,7 @@ export const makeSessionStore: Effect.Effect<SessionStore> = Effect.map(
         })),
       redeem: (code) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Ref.modify(logins, (state): [boolean, Logins] => {
+          SubscriptionRef.modify(logins, (state): [boolean, Logins] => {
             const valid = (state.codes.get(code) ?? 0) > now
             // Used or not, a presented code is gone: a second try with it fails.
             const codes = new Map(state.codes)

@@ -46,10 +46,3 @@ export const readAsset = (dir: string, name: string): Effect.Effect<Option.Optio
     const bytes = await Fs.readFile(Path.join(dir, entry.name)).catch(() => undefined)
     return bytes === undefined ? Option.none() : Option.some({ bytes, contentType: contentTypeOf(entry.name) })
   })
-
-/** Headers every page file goes with: never cached (a new host may ship new files), never framed. */
-export const assetHeaders = {
-  "cache-control": "no-store",
-  "x-content-type-options": "nosniff",
-  "content-security-policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-} as const

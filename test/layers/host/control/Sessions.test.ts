@@ -1,9 +1,9 @@
 /**
  * Status-page logins in virtual time: a session lasts 12 h, a login code 60 s and one use, and both are
- * bounded in number (the oldest go first).
+ * bounded in number (the oldest go first); whatever ends a session is seen by `ended` at once.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Option, TestClock } from "effect"
+import { Effect, Fiber, Option, TestClock } from "effect"
 import { makeSessionStore, maxSessions } from "../../../../src/layers/host/control/Sessions.js"
 
 describe("Sessions", () => {
@@ -46,5 +46,28 @@ describe("Sessions", () => {
       expect(yield* store.isOpen(first)).toBe(false)
       expect(yield* store.isOpen(second)).toBe(true)
       expect(yield* store.isOpen(newest)).toBe(true)
+    }))
+
+  it.effect("ended completes when the session is closed, expires or is pushed out, and not before", () =>
+    Effect.gen(function*() {
+      const store = yield* makeSessionStore
+      const closed = yield* store.open
+      const expiring = yield* store.open
+      const whenClosed = yield* Effect.fork(store.ended(closed))
+      const whenExpired = yield* Effect.fork(store.ended(expiring))
+      yield* TestClock.adjust("1 hour")
+      expect(yield* Fiber.poll(whenClosed)).toEqual(Option.none())
+      yield* store.close(closed)
+      yield* Fiber.join(whenClosed)
+      expect(yield* Fiber.poll(whenExpired)).toEqual(Option.none())
+      yield* TestClock.adjust("11 hours")
+      yield* Fiber.join(whenExpired)
+
+      const oldest = yield* store.open
+      const whenPushedOut = yield* Effect.fork(store.ended(oldest))
+      for (let i = 0; i < maxSessions; i++) yield* store.open
+      yield* Fiber.join(whenPushedOut)
+      // A session that is not open has ended already.
+      yield* store.ended("made-up")
     }))
 })
