@@ -6,6 +6,7 @@
  */
 // Module paths, not the packages' index files: `corral status` must start fast, and an index loads every module of its package.
 import * as Args from "@effect/cli/Args"
+import * as CliConfig from "@effect/cli/CliConfig"
 import * as Command from "@effect/cli/Command"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
@@ -14,12 +15,14 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
 import { Console, Effect, HashMap, Layer, Logger, LogLevel, Option } from "effect"
+import { endEarlyQuietly } from "../layers/cli/ClientInterruption.js"
+import { commandShape } from "../layers/cli/CommandShape.js"
 import { ControlCallError, type ControlEndpoint, locateHost } from "../layers/cli/ControlClient.js"
 import type { EnvelopeSource } from "../layers/cli/HostCommands.js"
 import { hostPathsFor, hostTargetFor } from "../layers/cli/HostLocation.js"
 import { failureExitCode, logUnreported, reportFailure, reportUsage } from "../layers/cli/Terminal.js"
 import { cliConsole } from "../layers/cli/TerminalStyle.js"
-import { usageLine } from "../layers/cli/UsageLine.js"
+import { missingSubcommandLine, usageLine } from "../layers/cli/UsageLine.js"
 import { ownVersionAlias, routeVersionFlag } from "../layers/cli/VersionFlag.js"
 import { runMain } from "../layers/system/ProcessMain.js"
 
@@ -44,6 +47,10 @@ const withHost = <E, R>(dataDir: Option.Option<string>, f: (endpoint: ControlEnd
     Effect.catchIf((error): error is ControlCallError => error instanceof ControlCallError, (error) => reportFailure(`corral: ${error.message}`))
   )
 
+/** A command that talks to a host or reads files: Ctrl-C, or its reader going away, ends it at once and quietly (`ClientInterruption`). */
+const client = <Name extends string, R, E, A>(command: Command.Command<Name, R, E, A>) =>
+  Command.transformHandler(command, (effect) => endEarlyQuietly(effect))
+
 const components = () => import("../layers/cli/ComponentCommands.js")
 const hostCommands = () => import("../layers/cli/HostCommands.js")
 
@@ -53,7 +60,7 @@ const up = Command.make("up", { dataDir: dataDirOption }, ({ dataDir }) =>
 
 const status = Command.make("status", { dataDir: dataDirOption, json: jsonOption }, ({ dataDir, json }) =>
   withHost(dataDir, (endpoint) => Effect.flatMap(Effect.promise(components), (c) => c.status(endpoint, json))))
-  .pipe(Command.withDescription("every component: phase, pid, uptime, restarts, last error (--json: GET /v1/components)"))
+  .pipe(Command.withDescription("every component: phase, pid, uptime, restarts, last error (--json: GET /v1/components)"), client)
 
 const logs = Command.make(
   "logs",
@@ -64,7 +71,7 @@ const logs = Command.make(
     follow: Options.boolean("follow").pipe(Options.withAlias("f"), Options.withDescription("keep printing new lines"))
   },
   ({ dataDir, id, lines, follow }) => withHost(dataDir, (endpoint) => Effect.flatMap(Effect.promise(components), (c) => c.logs(endpoint, id, lines, follow)))
-).pipe(Command.withDescription("a component's stdout and stderr"))
+).pipe(Command.withDescription("a component's stdout and stderr"), client)
 
 const action = (name: "start" | "stop" | "restart") =>
   Command.make(
@@ -80,7 +87,7 @@ const action = (name: "start" | "stop" | "restart") =>
       withHost(dataDir, (endpoint) =>
         Effect.flatMap(Effect.promise(components), (c) =>
           c.act(endpoint, name, id, wait || Option.isSome(timeout) ? Option.getOrElse(timeout, () => 30) : undefined, json)))
-  ).pipe(Command.withDescription(`${name} a component`))
+  ).pipe(Command.withDescription(`${name} a component; with --wait, exit 0 only once it is ${name === "stop" ? "stopped" : "ready"}`), client)
 
 const invoke = Command.make(
   "invoke",
@@ -104,11 +111,11 @@ const invoke = Command.make(
         })
       return yield* withHost(dataDir, (endpoint) => Effect.flatMap(Effect.promise(hostCommands), (h) => h.invoke(endpoint, hook, source, json)))
     })
-).pipe(Command.withDescription("run a hook once with an envelope (default: an empty payload from subject \"cli\")"))
+).pipe(Command.withDescription("run a hook once with an envelope (default: an empty payload from subject \"cli\")"), client)
 
 const events = Command.make("events", { dataDir: dataDirOption, json: jsonOption }, ({ dataDir, json }) =>
   withHost(dataDir, (endpoint) => Effect.flatMap(Effect.promise(() => import("../layers/cli/EventsCommand.js")), (e) => e.followEvents(endpoint, json))))
-  .pipe(Command.withDescription("follow the host's events: phase changes, health, invocations, broker, reloads"))
+  .pipe(Command.withDescription("follow the host's events: phase changes, health, invocations, broker, reloads"), client)
 
 const trace = Command.make(
   "trace",
@@ -118,11 +125,11 @@ const trace = Command.make(
     kind: Args.choice([["lifecycle", "lifecycle"], ["invocation", "invocation"]] as const, { name: "trace" }),
     component: Options.text("component").pipe(Options.withDescription("only records about this component"), Options.optional),
     since: Options.text("since").pipe(
-      Options.withDescription("only records this recent: 90s, 15m, 2h, 1d"),
+      Options.withDescription("only records since then: a duration back from now (90s, 15m, 1h30m, 2d) or an ISO 8601 time (2026-01-31T14:00:00Z)"),
       Options.mapEffect((text) =>
-        Effect.flatMap(Effect.promise(() => import("../layers/cli/TraceCommand.js")), ({ parseDuration }) =>
-          Option.match(parseDuration(text), {
-            onNone: () => Effect.fail(ValidationError.invalidValue(HelpDoc.p(`--since takes a duration like 90s, 15m, 2h or 1d, got '${text}'`))),
+        Effect.flatMap(Effect.promise(() => import("../layers/cli/TraceCommand.js")), ({ parseSince, sinceForms }) =>
+          Option.match(parseSince(text, Date.now()), {
+            onNone: () => Effect.fail(ValidationError.invalidValue(HelpDoc.p(`--since takes ${sinceForms}; got '${text}'`))),
             onSome: Effect.succeed
           }))
       ),
@@ -135,39 +142,45 @@ const trace = Command.make(
       showTrace(hostPathsFor(dataDir).dataDir, {
         kind,
         component: Option.getOrUndefined(component),
-        since: Option.getOrUndefined(Option.map(since, (ms) => Date.now() - ms)),
+        since: Option.getOrUndefined(since),
         follow,
         json
       }))
-).pipe(Command.withDescription("read the lifecycle or invocation trace of the data dir"))
+).pipe(Command.withDescription("read the lifecycle or invocation trace of the data dir"), client)
 
 const metrics = Command.make("metrics", { dataDir: dataDirOption }, ({ dataDir }) =>
   withHost(dataDir, (endpoint) => Effect.flatMap(Effect.promise(hostCommands), (h) => h.metrics(endpoint))))
-  .pipe(Command.withDescription("the host's Prometheus metrics"))
+  .pipe(Command.withDescription("the host's Prometheus metrics"), client)
 
 const reload = Command.make("reload", { dataDir: dataDirOption, json: jsonOption }, ({ dataDir, json }) =>
   withHost(dataDir, (endpoint) => Effect.flatMap(Effect.promise(hostCommands), (h) => h.reload(endpoint, json))))
-  .pipe(Command.withDescription("re-read the config: start new components, stop removed ones, restart changed ones"))
+  .pipe(Command.withDescription("re-read the config: start new components, stop removed ones, restart changed ones"), client)
 
 const open = Command.make("open", { dataDir: dataDirOption, json: jsonOption }, ({ dataDir, json }) =>
   withHost(dataDir, (endpoint) => Effect.flatMap(Effect.promise(hostCommands), (h) => h.open(endpoint, json))))
-  .pipe(Command.withDescription("print a one-time login link to the status page"))
+  .pipe(Command.withDescription("print a one-time login link to the status page"), client)
 
 const configCommands = () => import("../layers/cli/ConfigShow.js")
 
 const show = Command.make("show", { dataDir: dataDirOption, json: jsonOption }, ({ dataDir, json }) =>
   Effect.flatMap(Effect.promise(configCommands), (c) => c.showConfig(hostPathsFor(dataDir), json)).pipe(
     Effect.catchTag("ConfigError", (error) => reportFailure(`corral: config error: ${error.message} (corral config check lists every problem)`))
-  )).pipe(Command.withDescription("the effective config, secrets redacted (--json: with the runtime facts)"))
+  )).pipe(Command.withDescription("the effective config, secrets redacted (--json: with the runtime facts)"), client)
 
 const check = Command.make("check", { dataDir: dataDirOption }, ({ dataDir }) =>
   Effect.flatMap(Effect.promise(configCommands), (c) => c.checkConfig(hostPathsFor(dataDir))))
-  .pipe(Command.withDescription("every problem of the config, each with its file"))
+  .pipe(Command.withDescription("every problem of the config, each with its file"), client)
 
 const schema = Command.make("schema", {}, () => Effect.flatMap(Effect.promise(configCommands), (c) => c.printConfigSchema))
-  .pipe(Command.withDescription("the JSON Schema of a config fragment, for editors"))
+  .pipe(Command.withDescription("the JSON Schema of a config fragment, for editors"), client)
 
-const config = Command.make("config").pipe(Command.withSubcommands([show, check, schema]))
+/** A command group's own handler: typed without one of its commands, it is a usage error naming them. */
+const needsSubcommand = (name: string, names: ReadonlyArray<string>) => () => reportUsage(missingSubcommandLine([name], names))
+
+const config = Command.make("config", {}, needsSubcommand("config", ["show", "check", "schema"])).pipe(
+  Command.withDescription("the config of the data dir: show, check, schema"),
+  Command.withSubcommands([show, check, schema])
+)
 
 const brokerClient = (dataDir: Option.Option<string>) =>
   Effect.map(Effect.promise(() => import("../layers/broker/BrokerClient.js")), ({ makeBrokerClient }) => makeBrokerClient(hostPathsFor(dataDir).brokerSocket))
@@ -184,7 +197,7 @@ const brokerHello = Command.make(
       Effect.flatMap((reply) => Console.log(JSON.stringify(reply))),
       Effect.catchTag("BrokerClientError", (error) => reportFailure(`corral: broker: ${error.message}`))
     )
-)
+).pipe(Command.withDescription("ask the broker for a backend of a service (launched if none runs); prints its hello.ok reply as JSON"), client)
 
 const brokerAdmin = Command.make(
   "admin",
@@ -197,31 +210,42 @@ const brokerAdmin = Command.make(
       Effect.flatMap((reply) => Console.log(JSON.stringify(reply.body, null, 2))),
       Effect.catchTag("BrokerClientError", (error) => reportFailure(`corral: broker: ${error.message}`))
     )
+).pipe(Command.withDescription("an admin verb on the broker (default: status); prints its reply as JSON"), client)
+
+const broker = Command.make("broker", {}, needsSubcommand("broker", ["hello", "admin"])).pipe(
+  Command.withDescription("talk to the host's broker: hello, admin"),
+  Command.withSubcommands([brokerHello, brokerAdmin])
 )
 
-const broker = Command.make("broker").pipe(Command.withSubcommands([brokerHello, brokerAdmin]))
+const [start, stop, restart] = [action("start"), action("stop"), action("restart")]
 
-const corral = Command.make("corral").pipe(Command.withSubcommands([
-  up, status, logs, action("start"), action("stop"), action("restart"), invoke, events, trace, metrics, reload, open, config, broker
-]))
+const corral = Command.make("corral").pipe(
+  Command.withDescription("Run `corral <command> --help` for a command's options; `corral --version` prints the version."),
+  Command.withSubcommands([up, status, logs, start, stop, restart, invoke, events, trace, metrics, reload, open, config, broker])
+)
 
 const cli = Command.run(corral, { name: "corral", version: "0.1.0" })
 const argv = routeVersionFlag(process.argv)
-// Every command word (the groups' children too), so a usage error can point at the right `--help`.
-const words = new Set([
-  ...HashMap.keys(Command.getSubcommands(corral)),
-  ...HashMap.keys(Command.getSubcommands(config)),
-  ...HashMap.keys(Command.getSubcommands(broker))
-])
+// The commands and their valued options, so a usage error names what the user typed and the right `--help`.
+const shape = commandShape(
+  [[[], [...HashMap.keys(Command.getSubcommands(corral))]], [["config"], [...HashMap.keys(Command.getSubcommands(config))]], [["broker"], [...HashMap.keys(Command.getSubcommands(broker))]]],
+  [
+    Command.getUsage(up), Command.getUsage(status), Command.getUsage(logs), Command.getUsage(start), Command.getUsage(stop), Command.getUsage(restart),
+    Command.getUsage(invoke), Command.getUsage(events), Command.getUsage(trace), Command.getUsage(metrics), Command.getUsage(reload), Command.getUsage(open),
+    Command.getUsage(show), Command.getUsage(check), Command.getUsage(schema), Command.getUsage(brokerHello), Command.getUsage(brokerAdmin)
+  ]
+)
 
 cli(argv).pipe(
-  Effect.catchIf(ValidationError.isValidationError, (error) => reportUsage(usageLine(error, argv.slice(2), words))),
+  Effect.catchIf(ValidationError.isValidationError, (error) => reportUsage(usageLine(error, argv.slice(2), shape))),
   (program) => Console.consoleWith((base) => Effect.withConsole(program, cliConsole(base))),
   Effect.tapErrorCause(logUnreported),
   Effect.provide(Layer.mergeAll(
     NodeFileSystem.layer,
     NodePath.layer,
     NodeTerminal.layer,
+    // Help shows Corral's commands and options, not the library's --completions, --log-level and --wizard.
+    CliConfig.layer({ showBuiltIns: false }),
     // Logs go straight to stderr: the Console is @effect/cli's, and its `error` is silenced (see cliConsole).
     Logger.replace(Logger.defaultLogger, Logger.make((options) => process.stderr.write(`${Logger.logfmtLogger.log(options)}\n`)))
   )),

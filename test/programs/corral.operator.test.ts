@@ -189,9 +189,9 @@ describe("corral without a host, and its conventions", () => {
   it("a usage error is one line saying what is wrong and what to type, exit code 2", () => {
     const cases: ReadonlyArray<readonly [ReadonlyArray<string>, RegExp]> = [
       [["logs"], /^corral: Missing argument <id> \(see 'corral logs --help'\)\n$/],
-      [["stauts"], /^corral: Invalid subcommand for corral - use one of .*'status'.* \(see 'corral --help'\)\n$/],
+      [["stauts"], /^corral: 'stauts' is not a command of corral; did you mean 'status'\? \(commands: .*\) \(see 'corral --help'\)\n$/],
       [["restart", "x", "--timeout", "999"], /^corral: --timeout must be between 1 and 300, got 999 \(see 'corral restart --help'\)\n$/],
-      [["trace", "lifecycle", "--since", "soon"], /^corral: --since takes a duration like 90s, 15m, 2h or 1d, got 'soon' \(see 'corral trace --help'\)\n$/],
+      [["trace", "lifecycle", "--since", "soon"], /^corral: --since takes a duration like 90s, 15m, 1h30m or 2d, or an ISO 8601 time like .*; got 'soon' \(see 'corral trace --help'\)\n$/],
       [["invoke", "ingress", "{}", "--envelope", corralScript], /^corral: give the envelope once: .*\n$/]
     ]
     for (const [args, expected] of cases) {

@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { control, fixturesDir, killPid, makeDataDir, removeDataDirs, startHost } from "../support/hostProcess.js"
-import { cmdlineOf, descendantsOf, environOf, isAlive } from "../support/procfs.js"
+import { cmdlineOf, descendantsOf, environOf, isAlive, processesWhoseArgv } from "../support/procfs.js"
 import { waitUntil } from "../support/rawHttp.js"
 
 const corralScript = Path.resolve(import.meta.dirname, "../../dist/bin/corral.js")
@@ -116,12 +116,14 @@ describe("corral up (bundled Dator and Arca under supervision)", () => {
 
   it.scopedLive("a module that never becomes ready is failed and its process is gone; the rest runs", () =>
     Effect.gen(function*() {
+      // Marks this test's module in its argv: other test files run never_ready.py at the same time.
+      const marker = `never-ready-${process.pid}-${Date.now()}`
       const dataDir = makeDataDir({
         "50-stuck.json": {
           components: {
             "stuck.module": {
               kind: "http_local_json",
-              launch: { executable: "python3", args: [Path.join(fixturesDir, "never_ready.py")] },
+              launch: { executable: "python3", args: [Path.join(fixturesDir, "never_ready.py"), marker] },
               http: { port: "auto", startup_timeout_ms: 1_000 },
               restart_policy: { mode: "on_failure", max_restarts: 3 }
             }
@@ -134,9 +136,7 @@ describe("corral up (bundled Dator and Arca under supervision)", () => {
       const view = (yield* Effect.promise(() => control(host, "GET", "/v1/components/stuck.module"))).body as { last_error: string; pid: number | null }
       expect(view.last_error).toContain("not ready within startup_timeout_ms (1000 ms)")
       expect(view.pid).toBeNull()
-      const ps = spawnSync("pgrep", ["-f", "never_ready.py"], { encoding: "utf8" })
-      const alive = ps.stdout.split("\n").filter((line) => line.length > 0).map(Number).filter(isAlive)
-      expect(alive).toEqual([])
+      expect(processesWhoseArgv((argv) => argv.includes(marker))).toEqual([])
       expect((yield* Effect.promise(() => fetch(`${host.url}/readyz`))).status).toBe(503)
     }))
 

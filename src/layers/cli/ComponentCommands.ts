@@ -14,7 +14,8 @@ import {
   stream
 } from "./ControlClient.js"
 import { renderStatusTable } from "./StatusTable.js"
-import { type ReportedFailure, reportFailure, stdoutLine } from "./Terminal.js"
+import { hostAway, reconnect } from "./HostReconnect.js"
+import { type ReportedFailure, reportFailure, stderrLine, stdoutLine } from "./Terminal.js"
 import { colourEnabled } from "./TerminalStyle.js"
 
 /** An ordinary call's bound: the host answers these at once. */
@@ -46,20 +47,33 @@ const componentPath = (id: string) => `/v1/components/${encodeURIComponent(id)}`
 /** How long a followed log waits before reconnecting after its stream ended (the host ends it hourly). */
 const reconnectDelayMs = 500
 
-/** `corral logs <id>`: the last `lines` lines of the component's stdout and stderr; with `follow`, new lines as they come. */
+/**
+ * `corral logs <id>`: the last `lines` lines of the component's stdout and stderr; with `follow`, new
+ * lines as they come, across the host's hourly end of the stream and a restart of the host (`reconnect`),
+ * until Ctrl-C or the host is gone for good.
+ */
 export const logs = (endpoint: ControlEndpoint, id: string, lines: number, follow: boolean): Effect.Effect<void, ControlCallError> =>
   Effect.gen(function*() {
     const write = (text: string) => process.stdout.write(text)
-    let tail = lines
-    // Bounded per pass by the host (a follow ends within the hour); each pass resumes with no backlog.
-    while (true) {
-      const path = `${componentPath(id)}/logs?tail=${tail}${follow ? "&follow=1" : ""}`
-      const request = { method: "GET", path, timeoutMs: callTimeoutMs } as const
+    if (!follow) {
+      // The host sends the tail at once: a reply that stalls is bounded like any call.
+      const request = { method: "GET", path: `${componentPath(id)}/logs?tail=${lines}`, timeoutMs: callTimeoutMs, idleTimeoutMs: callTimeoutMs } as const
       const reply = yield* stream(endpoint, request, write)
-      if (reply.status !== 200) return yield* Effect.fail(rejection(request, reply))
-      if (!follow) return
+      return reply.status === 200 ? undefined : yield* Effect.fail(rejection(request, reply))
+    }
+    let current = endpoint
+    let tail = lines
+    // Each pass is bounded by the host (a follow ends within the hour) and resumes with no backlog.
+    while (true) {
+      const request = { method: "GET", path: `${componentPath(id)}/logs?tail=${tail}&follow=1`, timeoutMs: callTimeoutMs } as const
+      const reply = yield* Effect.either(stream(current, request, write))
+      if (reply._tag === "Left" && !hostAway(reply.left)) return yield* Effect.fail(reply.left)
+      if (reply._tag === "Right" && reply.right.status !== 200) return yield* Effect.fail(rejection(request, reply.right))
       tail = 0
       yield* Effect.sleep(reconnectDelayMs)
+      const next = yield* reconnect(current)
+      if (next.restarted) yield* stderrLine(`corral: the host restarted (now ${next.endpoint.url}); following ${id} there (lines written meanwhile are not shown)`)
+      current = next.endpoint
     }
   })
 
@@ -69,9 +83,6 @@ const ActionSettled = Schema.Struct({ target: Target, component: ComponentView, 
 
 /** A component action. */
 export type Action = "start" | "stop" | "restart"
-
-/** The longest `--wait` the host allows (`timeout_ms` ≤ 300000). */
-export const maxWaitSeconds = 300
 
 /**
  * `corral start|stop|restart <id>`: without `waitSeconds`, says what the host accepted; with it, waits

@@ -9,6 +9,7 @@ import * as Http from "node:http"
 import * as Path from "node:path"
 import { Effect, ParseResult, Schema } from "effect"
 import { errorCode, errorText } from "../../services/system/ErrorDetails.js"
+import { hostPidState } from "./HostLiveness.js"
 
 /** The data dir the CLI acts on, and whether the user named it (then hints repeat `--data-dir`). */
 export interface HostTarget {
@@ -21,6 +22,8 @@ export interface ControlEndpoint {
   readonly target: HostTarget
   readonly url: string
   readonly token: string
+  /** Which run of a host this is (its pid and start time): a follow that reconnects tells a restarted host by it. */
+  readonly instance: string
 }
 
 /** A control call that did not get the answer it needed; `message` is one line for the terminal. */
@@ -51,16 +54,6 @@ export const startHint = (target: HostTarget): string =>
 const noHost = (target: HostTarget, why: string): ControlCallError =>
   new ControlCallError({ reason: "no_host", message: `no host is running in ${target.dataDir} (${why}); start one with: ${startHint(target)}` })
 
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    // EPERM: the pid exists but belongs to someone else; only ESRCH says it is gone.
-    return errorCode(error) === "EPERM"
-  }
-}
-
 /** Finds the host running in `target.dataDir`, or says there is none and how to start one. */
 export const locateHost = (target: HostTarget): Effect.Effect<ControlEndpoint, ControlCallError> =>
   Effect.gen(function*() {
@@ -72,13 +65,17 @@ export const locateHost = (target: HostTarget): Effect.Effect<ControlEndpoint, C
     const control = yield* Schema.decodeUnknown(Schema.parseJson(ControlFile))(text).pipe(
       Effect.mapError(() => noHost(target, "run/control.json is not a host's"))
     )
-    if (!isAlive(control.pid)) return yield* noHost(target, `run/control.json names pid ${control.pid}, which has exited`)
+    const pidState = yield* hostPidState(control.pid, Path.join(run, "host.lock"))
+    if (pidState === "exited") return yield* noHost(target, `run/control.json names pid ${control.pid}, which has exited`)
+    if (pidState === "reused") return yield* noHost(target, `run/control.json names pid ${control.pid}, which is another process now`)
     const token = yield* Effect.tryPromise({
       try: () => Fs.readFile(Path.join(run, "control.token"), "utf8"),
       catch: (error) =>
-        new ControlCallError({ reason: "unreachable", message: `cannot read the control token ${Path.join(run, "control.token")}: ${errorText(error)}; run corral as the host's user` })
+        errorCode(error) === "ENOENT"
+          ? noHost(target, "no run/control.token")
+          : new ControlCallError({ reason: "unreachable", message: `cannot read the control token ${Path.join(run, "control.token")}: ${errorText(error)}; run corral as the host's user` })
     })
-    return { target, url: control.url.replace(/\/$/, ""), token: token.trim() }
+    return { target, url: control.url.replace(/\/$/, ""), token: token.trim(), instance: `${control.pid}@${control.started_at ?? ""}` }
   })
 
 /** What to send. */

@@ -140,6 +140,3 @@ export const open = (endpoint: ControlEndpoint, json: boolean): Effect.Effect<vo
     yield* stdoutLine(link.url)
     yield* stderrLine(`corral: open it in a browser on this machine; it logs in once, until ${link.expires_at}`)
   })
-
-/** A `ControlCallError` as one line for the terminal. */
-export const reportCallError = (error: ControlCallError): Effect.Effect<never, ReportedFailure> => reportFailure(`corral: ${error.message}`)

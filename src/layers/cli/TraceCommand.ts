@@ -24,13 +24,35 @@ export interface TraceQuery {
   readonly json: boolean
 }
 
-const units: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+const units: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
 
-/** `90s`, `15m`, `2h`, `1d`, `500ms` in milliseconds; none for anything else. */
+/** `90s`, `15m`, `2h`, `1d`, `500ms`, and sums of them (`1h30m`, as systemd writes them) in milliseconds; none for anything else. */
 export const parseDuration = (text: string): Option.Option<number> => {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim())
-  const unit = match?.[2] === undefined ? undefined : units[match[2]]
-  return match?.[1] === undefined || unit === undefined ? Option.none() : Option.some(Number(match[1]) * unit)
+  const trimmed = text.trim()
+  const part = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/y
+  let total = 0
+  while (part.lastIndex < trimmed.length) {
+    const match = part.exec(trimmed)
+    const unit = match?.[2] === undefined ? undefined : units[match[2]]
+    if (match?.[1] === undefined || unit === undefined) return Option.none()
+    total += Number(match[1]) * unit
+  }
+  return trimmed.length === 0 ? Option.none() : Option.some(total)
+}
+
+/** What `--since` accepts, for its error message. */
+export const sinceForms = "a duration like 90s, 15m, 1h30m or 2d, or an ISO 8601 time like 2026-01-31 or 2026-01-31T14:00:00Z"
+
+/**
+ * `--since`: a duration back from `now`, or an ISO 8601 date or time (a date alone is UTC midnight, a
+ * time without an offset is local, as `Date.parse` reads them); the epoch ms it names, or none.
+ */
+export const parseSince = (text: string, now: number): Option.Option<number> => {
+  const trimmed = text.trim()
+  return Option.orElse(
+    Option.map(parseDuration(trimmed), (ms) => now - ms),
+    () => /^\d{4}-\d{2}-\d{2}/.test(trimmed) ? Option.filter(Option.some(Date.parse(trimmed)), (at) => !Number.isNaN(at)) : Option.none()
+  )
 }
 
 const decodeLifecycle = Schema.decodeUnknownOption(Schema.parseJson(LifecycleEvent))

@@ -26,6 +26,7 @@ export const runUp = (paths: HostPathsShape) => {
       ServeError: (error) => reportFailure(`corral: cannot listen on ${error.address}: ${error.message}`),
       BoundedServerConfigError: (error) => reportFailure(`corral: ${error.message}`)
     }),
-    Effect.ensuring(stderrLine("corral: stopped"))
+    // Said only of a host that was up and was stopped (a failed start has said why already).
+    Effect.onInterrupt(() => stderrLine("corral: stopped"))
   )
 }

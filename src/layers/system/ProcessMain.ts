@@ -3,6 +3,8 @@
  * kills the process mid-drain and which leaves SIGUSR1 to Node's inspector):
  * - SIGTERM, SIGINT, SIGQUIT: the first interrupts the program, so its scopes drain; a second one
  *   declares `ShutdownUrgency` (grace periods end now) and makes the exit code 130; a third exits at once.
+ *   A program with its own listener for the signal answers for itself (the CLI's client commands end
+ *   quietly at once: `ClientInterruption`); this one then says and does nothing.
  * - SIGHUP: left to the program's own listener (`corral up` reloads its config); with none, logged and ignored
  *   (handling it at all keeps Node's default, which ends the process, from applying).
  * - SIGUSR1: logged and ignored; handling it at all keeps Node from opening its unauthenticated debugger.
@@ -33,6 +35,8 @@ export const runMain = <E, A>(program: Effect.Effect<A, E, ShutdownUrgency>, opt
     const keepAlive = setInterval(() => undefined, 2 ** 31 - 1)
     let stopSignalsSeen = 0
     const onStop = (signal: string) => {
+      // The program handles this signal itself (and has not finished handling an earlier one).
+      if (process.listenerCount(signal) > 1) return
       stopSignalsSeen += 1
       if (stopSignalsSeen === 1) {
         note(`${signal}: stopping (a second signal stops without waiting)`)
