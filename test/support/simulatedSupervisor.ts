@@ -41,6 +41,18 @@ export const awaitPhase = (supervisor: SupervisorShape, id: string, phase: Phase
     return yield* Effect.dieMessage(`expected ${id} to reach ${phase}, it is ${view.phase} (${view.last_error ?? ""})`)
   })
 
+/** Waits (bounded, in real time) until every component of `wanted` is in its phase; dies naming what they are instead. */
+export const awaitPhases = (supervisor: SupervisorShape, wanted: Readonly<Record<string, Phase>>) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 2_000; i++) {
+      const views = yield* supervisor.list
+      if (Object.entries(wanted).every(([id, phase]) => views.find((v) => v.id === id)?.phase === phase)) return views
+      yield* realPause
+    }
+    const views = yield* supervisor.list
+    return yield* Effect.dieMessage(`expected ${JSON.stringify(wanted)}, got ${JSON.stringify(views.map((v) => [v.id, v.phase, v.last_error]))}`)
+  })
+
 /** Waits (bounded, in real time) until the view of `id` passes `check`; dies with the view it has instead. */
 export const awaitView = (supervisor: SupervisorShape, id: string, check: (view: ComponentView) => boolean) =>
   Effect.gen(function*() {

@@ -12,6 +12,7 @@ import { ExecutorsReload } from "../../services/host/ExecutorsReload.js"
 import type { HostConfig } from "../../services/host/HostConfig.js"
 import { HostEvents } from "../../services/host/HostEvents.js"
 import { HostReload, problemLines, type ReloadOutcome, ReloadRefused } from "../../services/host/HostReload.js"
+import { redactAt, redactedMarker } from "../../services/host/Redaction.js"
 import { Supervisor } from "../../services/host/Supervisor.js"
 import { renderConfigPath } from "../../services/system/ParseIssues.js"
 
@@ -34,14 +35,18 @@ const restartOnlyProblems = (running: HostConfig, loaded: LoadedConfig): Readonl
   changedPaths(running.host, loaded.config.host, ["host"]).map((path) => {
     const rendered = renderConfigPath(path)
     const source = loaded.provenance(rendered) ?? mergedConfigSource
-    return `${source}: ${rendered}: changed from ${show(pathValue(running, path))} to ${show(pathValue(loaded.config, path))}, ` +
+    return `${source}: ${rendered}: changed from ${show(path, pathValue(running, path))} to ${show(path, pathValue(loaded.config, path))}, ` +
       "but host settings apply only when the host starts; restart the host to apply it, or put the old value back to reload the rest"
   })
 
 const pathValue = (value: unknown, path: JsonPath): unknown =>
   path.reduce<unknown>((at, key) => (Predicate.isRecord(at) && Object.hasOwn(at, key) ? at[key] : undefined), value)
 
-const show = (value: unknown): string => (value === undefined ? "(unset)" : JSON.stringify(value))
+/** A host setting's value in a reload problem; a secret-looking one is never quoted. */
+const show = (path: JsonPath, value: unknown): string => {
+  const safe = redactAt(path, value)
+  return value === undefined ? "(unset)" : safe === redactedMarker ? redactedMarker : JSON.stringify(safe)
+}
 
 /** The host's reload on its config loader, supervisor, executors and current config. */
 export const HostReloadLive: Layer.Layer<

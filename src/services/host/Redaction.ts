@@ -1,7 +1,8 @@
 /**
  * Redaction of secret-looking values in every view of the config (`corral config show`, `GET /v1/config`,
  * the status page): a value whose key reads like a secret (`API_KEY`, `dbPassword`, `auth_token`...) is
- * replaced by a marker, wherever it sits. `launch.env_file` contents are never read into a view at all.
+ * replaced by a marker, wherever it sits; the same goes for a value quoted in a message about a config
+ * path (`config check`, reload problems). `launch.env_file` contents are never read into a view at all.
  */
 
 /** What a redacted value reads as. */
@@ -29,3 +30,12 @@ export const redactSecrets = (value: unknown): unknown => {
   }
   return copy
 }
+
+/**
+ * `value` as a message about the config at `path` may quote it: `redactedMarker` when a key on the path
+ * reads like a secret (a boolean or null holds none), else with every secret inside it redacted.
+ */
+export const redactAt = (path: ReadonlyArray<string | number>, value: unknown): unknown =>
+  path.some((segment) => typeof segment === "string" && isSecretKey(segment)) && typeof value !== "boolean" && value != null
+    ? redactedMarker
+    : redactSecrets(value)

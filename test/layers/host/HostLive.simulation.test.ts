@@ -15,26 +15,13 @@ import { BackendRegistry } from "../../../src/services/broker/BackendRegistry.js
 import type { Phase } from "../../../src/services/host/Component.js"
 import { ControlApi } from "../../../src/services/host/ControlApi.js"
 import { HookRunner } from "../../../src/services/host/HookRunner.js"
-import { Supervisor, type SupervisorShape } from "../../../src/services/host/Supervisor.js"
+import { Supervisor } from "../../../src/services/host/Supervisor.js"
 import { LoopbackPorts } from "../../../src/services/system/LoopbackPorts.js"
 import { makeEchoServices } from "../../support/brokerFixture.js"
 import { scriptedModuleClient } from "../../support/scriptedModules.js"
+import { awaitPhases, realPause } from "../../support/simulatedSupervisor.js"
 
 const bundledModules = Path.resolve(import.meta.dirname, "../../../modules")
-
-/** Real time passes (port probes, the control server's socket) while the TestClock stands still. */
-const realPause = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
-
-const awaitPhases = (supervisor: SupervisorShape, wanted: Readonly<Record<string, Phase>>) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 2_000; i++) {
-      const views = yield* supervisor.list
-      if (Object.entries(wanted).every(([id, phase]) => views.find((v) => v.id === id)?.phase === phase)) return views
-      yield* realPause
-    }
-    const views = yield* supervisor.list
-    return yield* Effect.dieMessage(`expected ${JSON.stringify(wanted)}, got ${JSON.stringify(views.map((v) => [v.id, v.phase, v.last_error]))}`)
-  })
 
 const tempDataDir = Effect.acquireRelease(
   Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "corral-hostsim-"))),

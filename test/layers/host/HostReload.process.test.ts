@@ -71,7 +71,8 @@ describe("corral up reloads its config on SIGHUP", () => {
 
       Fs.writeFileSync(fragment("70-timeout.json"), JSON.stringify({ components: { "extra.two": { http: { request_timeout_ms: "5s" } } } }))
       Fs.writeFileSync(fragment("80-hooks.json"), JSON.stringify({ hooks: { extra: "extra.two" } }))
-      const refused = yield* hangUp(host, "reload refused")
+      // Each problem is its own stderr line: wait for the last one, not just the header.
+      const refused = yield* hangUp(host, `${fragment("80-hooks.json")}: hooks.extra`)
       expect(refused).toContain("the config has 2 problems")
       expect(refused).toContain(`${fragment("70-timeout.json")}: components["extra.two"].http.request_timeout_ms`)
       expect(refused).toContain(`${fragment("80-hooks.json")}: hooks.extra`)

@@ -12,30 +12,16 @@ import type { Scope } from "effect"
 import { HostServicesLive } from "../../../src/layers/host/HostLive.js"
 import { makeSimulatedLauncher } from "../../../src/layers/host/launcher/ProcessLauncherSimulated.js"
 import { LoopbackPortsLive } from "../../../src/layers/system/LoopbackPorts.js"
-import type { Phase } from "../../../src/services/host/Component.js"
 import { CurrentConfig } from "../../../src/services/host/EffectiveConfig.js"
 import { Executors, type InProcessFunction } from "../../../src/services/host/Executor.js"
 import { HookRunner } from "../../../src/services/host/HookRunner.js"
 import { HostEvents } from "../../../src/services/host/HostEvents.js"
 import { HostReload, ReloadRefused } from "../../../src/services/host/HostReload.js"
-import { Supervisor, type SupervisorShape } from "../../../src/services/host/Supervisor.js"
+import { Supervisor } from "../../../src/services/host/Supervisor.js"
 import { scriptedModuleClient } from "../../support/scriptedModules.js"
+import { awaitPhases } from "../../support/simulatedSupervisor.js"
 
 const bundledModules = Path.resolve(import.meta.dirname, "../../../modules")
-
-/** Real time passes (port probes, fibers on other services) while the TestClock stands still. */
-const realPause = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
-
-const awaitPhases = (supervisor: SupervisorShape, wanted: Readonly<Record<string, Phase>>) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 2_000; i++) {
-      const views = yield* supervisor.list
-      if (Object.entries(wanted).every(([id, phase]) => views.find((v) => v.id === id)?.phase === phase)) return views
-      yield* realPause
-    }
-    const views = yield* supervisor.list
-    return yield* Effect.dieMessage(`expected ${JSON.stringify(wanted)}, got ${JSON.stringify(views.map((v) => [v.id, v.phase, v.last_error]))}`)
-  })
 
 /** A supervised component the simulated launcher runs (its script is never read). */
 const simulatedModule = (moduleId: string) => ({

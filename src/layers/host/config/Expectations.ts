@@ -3,12 +3,20 @@
  * read from the schema's AST, and why a given value does not fit.
  */
 import { Either, Option, ParseResult, Schema, SchemaAST as AST } from "effect"
+import { redactAt, redactedMarker } from "../../../services/host/Redaction.js"
+import type { ConfigPath } from "./ConfigProblem.js"
 import { closest } from "./NearestName.js"
 
 /** A value as a short JSON snippet for a message: `nothing` for undefined, clipped at 60 characters. */
 export const show = (value: unknown): string => {
   const text = value === undefined ? "nothing" : JSON.stringify(value) ?? String(value)
   return text.length > 60 ? `${text.slice(0, 57)}...` : text
+}
+
+/** `value` for a message about `path`: never a secret (`API_TOKEN: expected a string, got <redacted>`). */
+export const showAt = (path: ConfigPath, value: unknown): string => {
+  const safe = redactAt(path, value)
+  return safe === redactedMarker ? redactedMarker : show(safe)
 }
 
 /** Names as a JSON-quoted, comma-separated list. */
@@ -26,18 +34,18 @@ export const accepts = (ast: AST.AST, value: unknown): boolean => Schema.is(Sche
 const stringLiterals = (members: ReadonlyArray<AST.AST>): ReadonlyArray<string> =>
   members.flatMap((member) => (member._tag === "Literal" && typeof member.literal === "string" ? [member.literal] : []))
 
-/** Why `value` does not fit `ast`: a refinement's own message when it has one, else what was expected. */
-export const leafReason = (ast: AST.AST, value: unknown): string => {
+/** Why `value` (at `path`) does not fit `ast`: a refinement's own message when it has one, else what was expected. */
+export const leafReason = (ast: AST.AST, value: unknown, path: ConfigPath): string => {
   if (AST.isUnion(ast)) {
     const members = unionMembers(ast)
     const [only] = members
-    if (members.length === 1 && only !== undefined) return leafReason(only, value)
+    if (members.length === 1 && only !== undefined) return leafReason(only, value, path)
     const literals = stringLiterals(members)
     const near = typeof value === "string" && literals.length === members.length ? closest(value, literals) : undefined
-    return `expected ${describe(ast)}, got ${show(value)}${near === undefined ? "" : `; did you mean ${JSON.stringify(near)}?`}`
+    return `expected ${describe(ast)}, got ${showAt(path, value)}${near === undefined ? "" : `; did you mean ${JSON.stringify(near)}?`}`
   }
   const message = refinementMessage(ast, value)
-  return `${message ?? `expected ${describe(ast)}`}, got ${show(value)}`
+  return `${message ?? `expected ${describe(ast)}`}, got ${showAt(path, value)}`
 }
 
 /** The custom message of the innermost refinement `value` fails, when that refinement has one. */

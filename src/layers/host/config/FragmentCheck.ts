@@ -7,7 +7,7 @@ import { SchemaAST as AST } from "effect"
 import { HostConfig } from "../../../services/host/HostConfig.js"
 import type { ConfigPath, PathIssue } from "./ConfigProblem.js"
 import { type PlaceholderScope, resolvePlaceholders } from "./ConfigPlaceholders.js"
-import { accepts, describe, leafReason, quoteAll, show, unionMembers } from "./Expectations.js"
+import { accepts, describe, leafReason, quoteAll, show, showAt, unionMembers } from "./Expectations.js"
 import { astKind, isPlainObject, jsonKind } from "./JsonShape.js"
 import { closest } from "./NearestName.js"
 
@@ -20,7 +20,7 @@ export const checkFragment = (
   scope: PlaceholderScope
 ): { readonly value: Record<string, unknown> | undefined; readonly issues: ReadonlyArray<PathIssue> } => {
   if (!isPlainObject(value)) {
-    return { value: undefined, issues: [{ path: [], reason: `expected a JSON object, got ${show(value)}` }] }
+    return { value: undefined, issues: [{ path: [], reason: `expected a JSON object, got ${showAt([], value)}` }] }
   }
   const issues: Array<PathIssue> = []
   const resolved = resolvePlaceholders(value, [], scope, issues)
@@ -54,12 +54,12 @@ const checkPartial = (ast: AST.AST, value: unknown, path: ConfigPath, issues: Ar
       return
     }
   }
-  if (!accepts(ast, value)) issues.push({ path, reason: leafReason(ast, value) })
+  if (!accepts(ast, value)) issues.push({ path, reason: leafReason(ast, value, path) })
 }
 
 const checkObject = (ast: AST.TypeLiteral, value: unknown, path: ConfigPath, issues: Array<PathIssue>): void => {
   if (!isPlainObject(value)) {
-    issues.push({ path, reason: `expected ${describe(ast)}, got ${show(value)}` })
+    issues.push({ path, reason: `expected ${describe(ast)}, got ${showAt(path, value)}` })
     return
   }
   for (const [key, item] of Object.entries(value)) {

@@ -5,7 +5,13 @@
 import { Either } from "effect"
 import { errorText } from "../../../services/system/ErrorDetails.js"
 
-/** The parsed value, or `invalid JSON: <parser message> (line L, column C)`. */
+/**
+ * V8 quotes the text around an unexpected token (`Unexpected token 's', ..."I_TOKEN": s3cretvalu"... is not
+ * valid JSON`): a value missing its quotes is often a secret, so the quote is left out; line and column say where.
+ */
+const withoutQuotedText = (message: string): string => message.replace(/, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, "")
+
+/** The parsed value, or `invalid JSON: <parser message> (line L, column C)`, never quoting the text. */
 export const parseJson = (text: string): Either.Either<unknown, string> => {
   // Editors on some systems save a byte-order mark, which JSON.parse rejects.
   const body = text.startsWith("\uFEFF") ? text.slice(1) : text
@@ -13,7 +19,7 @@ export const parseJson = (text: string): Either.Either<unknown, string> => {
     const value: unknown = JSON.parse(body)
     return Either.right(value)
   } catch (error) {
-    const message = errorText(error)
+    const message = withoutQuotedText(errorText(error))
     const reported = /at position (\d+)/.exec(message)?.[1]
     const offset = reported === undefined ? syntaxErrorOffset(body) : Number(reported)
     const before = body.slice(0, offset)

@@ -3,8 +3,9 @@
  * host's user or root, nothing on its path writable by group or others; `services/system/FileTrust`).
  * Checked: the executable (a bare name: every copy on the child's PATH, since the launcher may pick
  * another one for a module user; a script: its `#!` interpreter too) and every argument that names an
- * existing file by absolute path (the script an interpreter runs). A file that does not exist yet is
- * left to the launcher, which reports it by name. Problems are blamed on the fragment that set the path.
+ * existing file by absolute path (the script an interpreter runs), and `launch.env_file` (it sets the
+ * module's environment). A file that does not exist yet is left to the launcher, which reports it by
+ * name. Problems are blamed on the fragment that set the path.
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -14,6 +15,7 @@ import type { UntrustedFile } from "../../../services/system/FileTrust.js"
 import { substitutePlaceholders } from "../../../services/system/Placeholders.js"
 import { checkExecutableTrusted, checkFileTrusted } from "../../system/FileTrust.js"
 import { childEnvironment } from "../launcher/ChildEnvironment.js"
+import { untrustedEnvFileReason } from "../launcher/EnvFile.js"
 import { executableStatus } from "../launcher/SpawnChecks.js"
 import type { ConfigPath, ConfigProblem } from "./ConfigProblem.js"
 import { blame, type Provenance } from "./Provenance.js"
@@ -73,6 +75,10 @@ const componentProblems = (
         })
       }
     }
+    // Resolved as the launch resolves it: against launch.cwd when given, else the host's working directory.
+    const envFile = launch.env_file === undefined ? undefined : Path.resolve(cwd, substitutePlaceholders(launch.env_file, values))
+    const untrustedEnv = envFile !== undefined && isFile(envFile) ? yield* firstUntrusted([envFile], (path) => checkFileTrusted(path)) : undefined
+    if (untrustedEnv !== undefined) problems.push({ path: [...at, "launch", "env_file"], reason: untrustedEnvFileReason(untrustedEnv) })
     return problems
   })
 

@@ -45,7 +45,7 @@ const collectIssues = (issue: ParseResult.ParseIssue, path: ConfigPath, issues: 
       return collectIssues(issue.issue, path, issues)
     case "Refinement":
       if (issue.kind === "From") return collectIssues(issue.issue, path, issues)
-      issues.push({ path, reason: leafReason(issue.ast, issue.actual) })
+      issues.push({ path, reason: leafReason(issue.ast, issue.actual, path) })
       return
     case "Composite": {
       const members = Arr.ensure(issue.issues)
@@ -54,11 +54,11 @@ const collectIssues = (issue: ParseResult.ParseIssue, path: ConfigPath, issues: 
       const selected = kind === "other" ? [] : members.filter((member) => issueKind(member) === kind)
       const [only] = selected
       if (selected.length === 1 && only !== undefined) return collectIssues(only, path, issues)
-      issues.push({ path, reason: leafReason(issue.ast, issue.actual) })
+      issues.push({ path, reason: leafReason(issue.ast, issue.actual, path) })
       return
     }
     case "Type":
-      issues.push({ path, reason: leafReason(issue.ast, issue.actual) })
+      issues.push({ path, reason: leafReason(issue.ast, issue.actual, path) })
       return
     case "Missing":
       issues.push({ path, reason: "is required, and no fragment sets it" })

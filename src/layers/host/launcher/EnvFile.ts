@@ -1,11 +1,14 @@
 /**
  * `launch.env_file`: a file of `KEY=VALUE` lines read by the host at each launch and added to the
  * child's environment. Its values are secrets: no message here ever contains one (a bad line is named
- * by its number only).
+ * by its number only). It must pass the file-trust rule, as what the component runs does: whoever can
+ * write it sets the module's environment (`LD_PRELOAD`, `PYTHONPATH`...), so runs code as the module.
  */
 import * as Fs from "node:fs"
 import { Effect } from "effect"
 import { errorText } from "../../../services/system/ErrorDetails.js"
+import type { UntrustedFile } from "../../../services/system/FileTrust.js"
+import { checkFileTrusted } from "../../system/FileTrust.js"
 
 /** The largest env file read: far more than any environment needs, small enough to read at every launch. */
 export const maxEnvFileBytes = 65_536
@@ -39,18 +42,21 @@ export const parseEnvFile = (text: string): { readonly env: Record<string, strin
   return { env }
 }
 
-/** Reads and parses the env file at `file` (an absolute path); fails with a sentence naming the file, never a value. */
+/** Why an env file others could change is refused (at load, and at each launch). */
+export const untrustedEnvFileReason = (untrusted: UntrustedFile): string =>
+  `refusing an env file others could change (it sets the module's environment): ${untrusted.message}`
+
+/**
+ * Reads and parses the env file at `file` (an absolute path), once it is known to be a small regular file
+ * that passes the file-trust rule; fails with a sentence naming the file, never a value.
+ */
 export const readEnvFile = (file: string): Effect.Effect<Record<string, string>, string> =>
-  Effect.tryPromise({
-    try: async () => {
-      const stat = await Fs.promises.stat(file)
-      if (!stat.isFile()) return { problem: "is not a regular file" }
-      if (stat.size > maxEnvFileBytes) return { problem: `is larger than ${maxEnvFileBytes} bytes` }
-      return parseEnvFile(await Fs.promises.readFile(file, "utf8"))
-    },
-    catch: (error) => `launch.env_file ${file} cannot be read: ${errorText(error)}`
-  }).pipe(
-    Effect.flatMap((parsed) =>
-      "env" in parsed ? Effect.succeed(parsed.env) : Effect.fail(`launch.env_file ${file}: ${parsed.problem}`)
-    )
-  )
+  Effect.gen(function*() {
+    const cannotRead = (error: unknown) => `launch.env_file ${file} cannot be read: ${errorText(error)}`
+    const stat = yield* Effect.tryPromise({ try: () => Fs.promises.stat(file), catch: cannotRead })
+    if (!stat.isFile()) return yield* Effect.fail(`launch.env_file ${file}: is not a regular file`)
+    if (stat.size > maxEnvFileBytes) return yield* Effect.fail(`launch.env_file ${file}: is larger than ${maxEnvFileBytes} bytes`)
+    yield* Effect.mapError(checkFileTrusted(file), (untrusted) => `launch.env_file: ${untrustedEnvFileReason(untrusted)}`)
+    const parsed = parseEnvFile(yield* Effect.tryPromise({ try: () => Fs.promises.readFile(file, "utf8"), catch: cannotRead }))
+    return "env" in parsed ? parsed.env : yield* Effect.fail(`launch.env_file ${file}: ${parsed.problem}`)
+  })

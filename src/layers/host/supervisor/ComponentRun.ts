@@ -164,13 +164,10 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
       const report = yield* Effect.either(initialize(context.client, managed, http, endpoint, token, moduleConfig))
       if (report._tag === "Left") return { _tag: "Fatal", failure: report.left } as const
       const now = yield* Clock.currentTimeMillis
-      const state = yield* SubscriptionRef.get(managed.state)
-      yield* context.transitions.transition(managed, "ready", `ready on ${endpoint}, module ${report.right.name}`, {
-        report: report.right,
-        unhealthyStreak: 0,
-        lastError: null,
-        budget: markUp(state.budget, now)
-      })
+      yield* context.transitions.update(managed, (state) => ({
+        patch: { report: report.right, unhealthyStreak: 0, lastError: null, budget: markUp(state.budget, now) },
+        to: { phase: "ready", reason: `ready on ${endpoint}, module ${report.right.name}` }
+      }))
       const exited = Effect.map(child.exit, (exit): RunEnd => ({ _tag: "Exited", exit, beforeReady: false }))
       const watched = Effect.zipRight(context.health.watch(managed, http, endpoint), Effect.never)
       const limit = component.restart_policy.restart_after_unhealthy

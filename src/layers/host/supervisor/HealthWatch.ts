@@ -3,7 +3,7 @@
  * failures in a row (invocation timeouts count too) make it `degraded`, a success makes it `ready`.
  * Each check's result is also handed to a listener (the host's event feed).
  */
-import { Duration, Effect, Schedule, SubscriptionRef } from "effect"
+import { Duration, Effect, Schedule } from "effect"
 import { defaultHttpConfig, type HttpConfig } from "../../../services/host/HostConfig.js"
 import type { ModuleClientShape } from "../../../services/host/ModuleClient.js"
 import type { Managed, Probe } from "./ComponentState.js"
@@ -31,20 +31,21 @@ export const makeHealthWatch = (
   transitions: Transitions,
   publish: (result: HealthResult) => Effect.Effect<void>
 ): HealthWatch => {
+  // Decided on the state at the instant it is written: a check and an invocation timeout may report at once.
   const healthy = (managed: Managed, probe: Probe) =>
-    Effect.flatMap(SubscriptionRef.get(managed.state), (state) =>
-      state.phase === "degraded"
-        ? transitions.transition(managed, "ready", "health recovered", { unhealthyStreak: 0, lastHealth: probe })
-        : SubscriptionRef.set(managed.state, { ...state, unhealthyStreak: 0, lastHealth: probe }))
+    transitions.update(managed, (state) => ({
+      patch: { unhealthyStreak: 0, lastHealth: probe },
+      ...(state.phase === "degraded" ? { to: { phase: "ready", reason: "health recovered" } } : {})
+    }))
 
   const unhealthy = (managed: Managed, detail: string, probe: Probe | null) =>
-    Effect.flatMap(SubscriptionRef.get(managed.state), (state) => {
+    transitions.update(managed, (state) => {
       const streak = state.unhealthyStreak + 1
       const threshold = (managed.config.http ?? defaultHttpConfig).unhealthy_threshold
       const patch = { unhealthyStreak: streak, ...(probe === null ? {} : { lastHealth: probe }) }
       return state.phase === "ready" && streak >= threshold
-        ? transitions.transition(managed, "degraded", `${streak} failures in a row: ${detail}`, patch)
-        : SubscriptionRef.set(managed.state, { ...state, ...patch })
+        ? { patch, to: { phase: "degraded", reason: `${streak} failures in a row: ${detail}` } }
+        : { patch }
     })
 
   const watch = (managed: Managed, http: HttpConfig, endpoint: string) => {

@@ -156,8 +156,8 @@ export const makeSupervisor = (
           : `not started: its dependencies ${blocked.join(" and ")} are not ready; start them first`
         yield* whileCurrent(
           managed,
-          Effect.flatMap(SubscriptionRef.get(managed.state), (state) =>
-            isSettled(state.phase) && !isRoutable(state.phase) ? transition(managed, "failed", why, { lastError: why }) : Effect.void)
+          transitions.update(managed, (state) =>
+            isSettled(state.phase) && !isRoutable(state.phase) ? { patch: { lastError: why }, to: { phase: "failed", reason: why } } : { patch: {} })
         )
       })
 

@@ -229,7 +229,7 @@ describe("loadHostConfig errors name the file, the JSON path and the reason", ()
       expect(literal && configError(literal)).toEqual({
         file: file("data/config/20-literal.json"),
         path: "(root)",
-        reason: "invalid JSON: Unexpected token '}', \"{\"hooks\": tru}\" is not valid JSON (line 1, column 11)"
+        reason: "invalid JSON: Unexpected token '}' (line 1, column 11)"
       })
     }))
 

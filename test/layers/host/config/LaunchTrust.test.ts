@@ -80,6 +80,27 @@ describe("a component's launch must be trusted at load", () => {
       expect(found.reason).toContain(`${tree.script}: writable by others (mode 0666)`)
     }))
 
+  it.effect("refuses an env_file others can write (it would set the module's environment), at launch.env_file, and accepts it once fixed", () =>
+    Effect.gen(function*() {
+      const tree = withScript("bin/run.sh", 0o755)
+      const envFile = tree.file("secrets/module.env")
+      Fs.mkdirSync(NodePath.dirname(envFile), { recursive: true })
+      Fs.writeFileSync(envFile, "API_TOKEN=s3cret\n")
+      Fs.chmodSync(envFile, 0o666)
+      const fragment = supervised(tree.script)
+      const withEnvFile = {
+        components: { "middleware.x": { ...fragment.components["middleware.x"], launch: { executable: tree.script, env_file: envFile } } }
+      }
+      const found = yield* problem(tree, withEnvFile)
+      expect(found).toEqual({
+        path: "components[\"middleware.x\"].launch.env_file",
+        reason: `refusing an env file others could change (it sets the module's environment): ${envFile}: writable by others (mode 0666); chmod go-w ${envFile}`
+      })
+      expect(found.reason).not.toContain("s3cret")
+      Fs.chmodSync(envFile, 0o600)
+      expect(Object.keys((yield* loadHostConfig(tree.options)).config.components)).toEqual(["middleware.x"])
+    }))
+
   it.effect.skipIf(noOther !== undefined)("refuses an executable owned by another user", () =>
     Effect.gen(function*() {
       if ("skip" in other) return

@@ -6,34 +6,12 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger, Ref, Schema, TestClock } from "effect"
 import { makeSimulatedLauncher } from "../../../../src/layers/host/launcher/ProcessLauncherSimulated.js"
 import { makeSupervisor } from "../../../../src/layers/host/supervisor/Supervisor.js"
-import type { Phase } from "../../../../src/services/host/Component.js"
 import { HostConfig } from "../../../../src/services/host/HostConfig.js"
 import { type ModuleBehaviour, scriptedModuleClient } from "../../../support/scriptedModules.js"
-import type { SupervisorShape } from "../../../../src/services/host/Supervisor.js"
+import { awaitPhase, realPause, simulatedComponent } from "../../../support/simulatedSupervisor.js"
 import type { LifecycleEvent } from "../../../../src/services/host/Traces.js"
 
-const component = {
-  kind: "http_local_json",
-  module_id: "sim",
-  launch: { executable: "/bin/true" },
-  http: { port: "auto", startup_timeout_ms: 1_000, health_interval_ms: 1_000, unhealthy_threshold: 2 },
-  restart_policy: { mode: "on_failure", max_restarts: 2, window_sec: 60, backoff_initial_ms: 100, backoff_max_ms: 1_000 },
-  stop_timeout_ms: 500
-}
-
-/** Real time passes (for the port probe's socket) while the TestClock stands still. */
-const realPause = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
-
-const awaitPhase = (supervisor: SupervisorShape, id: string, phase: Phase) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 2_000; i++) {
-      const view = yield* supervisor.get(id)
-      if (view.phase === phase) return view
-      yield* realPause
-    }
-    const view = yield* supervisor.get(id)
-    return yield* Effect.dieMessage(`expected ${id} to reach ${phase}, it is ${view.phase} (${view.last_error ?? ""})`)
-  })
+const component = simulatedComponent
 
 const harness = (initial: ModuleBehaviour, overrides: Record<string, unknown> = {}) =>
   Effect.gen(function*() {
