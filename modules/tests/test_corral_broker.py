@@ -57,6 +57,7 @@ class FakeBroker:
         self.socket_path = os.path.join(self.dir, "broker.sock")
         self.requests: List[Dict[str, Any]] = []
         self.raw_requests: List[bytes] = []
+        self.connections = 0
         self.lock = threading.Lock()
         broker = self
 
@@ -64,6 +65,8 @@ class FakeBroker:
             def handle(self) -> None:
                 sock: socket.socket = self.request
                 sock.settimeout(support.TIMEOUT)
+                with broker.lock:
+                    broker.connections += 1
                 try:
                     while True:
                         header = self._read(sock, 4)
@@ -138,6 +141,34 @@ class BrokerClientCase(unittest.TestCase):
         self.assertEqual(reply["request_id"], request["request_id"])
         raw = broker.raw_requests[0]
         self.assertEqual(struct.unpack(">I", raw[:4])[0], len(raw) - 4)
+
+    def test_a_client_sends_several_hellos_on_one_kept_connection(self) -> None:
+        broker = self.start(reply_with(lambda request, _n: hello_ok(request)))
+        with corral_broker.BrokerClient(broker.socket_path) as client:
+            for _ in range(5):
+                self.assertEqual(client.hello("redis")["type"], "hello.ok")
+        self.assertEqual(len(broker.requests), 5)
+        self.assertEqual(broker.connections, 1)
+
+    def test_a_client_keeps_at_most_idle_connections_and_replaces_one_the_broker_closed(self) -> None:
+        def close_first(request: Dict[str, Any], n: int, sock: socket.socket) -> None:
+            sock.sendall(frame(hello_ok(request)))
+            if n == 0:
+                sock.shutdown(socket.SHUT_RDWR)
+        broker = self.start(close_first)
+        client = corral_broker.BrokerClient(broker.socket_path, idle_connections=1)
+        self.addCleanup(client.close)
+        client.hello("redis")
+        time.sleep(0.05)
+        # The kept connection was closed by the broker: the call goes through on a fresh one.
+        self.assertEqual(client.hello("redis")["type"], "hello.ok")
+        self.assertEqual(broker.connections, 2)
+        threads = [threading.Thread(target=client.hello, args=("redis",)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(support.TIMEOUT)
+        self.assertEqual(len(client._idle), 1)
 
     def test_admin_round_trip(self) -> None:
         broker = self.start(reply_with(lambda request, _n: {

@@ -2,12 +2,13 @@
  * The broker: length-prefixed JSON frames on `run/broker.sock` (0600, in the 0700 run dir), served
  * by the bounded server's raw connection interface. Each frame must arrive whole within the read
  * deadline; a bad frame gets `bad_frame` and a closed connection; hellos are rate-limited per
- * connection and refused `overloaded` while the broker is short of descriptors.
+ * connection and refused `overloaded` while the broker is short of descriptors (its usage sampled from
+ * /proc every `fdSampleIntervalMs`, and per accept only when near the limit or demoted).
  */
 import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { Clock, Deferred, Duration, Effect, Either, Layer, Option, Ref, Schema } from "effect"
+import { Clock, Deferred, Duration, Effect, Either, Layer, Option, Ref, Schedule, Schema } from "effect"
 import type { Scope } from "effect"
 import { readFdCounts } from "../system/FdUsage.js"
 import { privateDirectory } from "../system/PrivateDirectory.js"
@@ -45,6 +46,9 @@ export interface BrokerOptions {
 }
 
 const codes: ReadonlyArray<BrokerErrorCode> = BrokerErrorCode.literals
+
+/** How often the broker reads its descriptor usage from /proc while no accept needs a reading. */
+export const fdSampleIntervalMs = 250
 
 interface Counters {
   readonly hellos: number
@@ -87,16 +91,36 @@ const serveBroker = (
     const publishEvent = yield* brokerEventPublisher
     yield* registerBrokerMetrics
 
+    // Accepts that cannot reach the low watermark since the last reading (each adds one descriptor at
+    // most): only past them, or while demoted, does an accept read /proc itself.
+    const acceptsUntilCheck = yield* Ref.make(0)
     const observeFds = (event: "Accepted" | "Sampled") =>
       Effect.flatMap(readFdCounts, (usage) =>
         usage === "unknown"
           ? Effect.void
-          : Ref.update(fdGuard, (state) =>
-            fdStep(
-              defaultFdPressurePolicy,
-              state,
-              usage === "exhausted" ? { _tag: "AcceptFailed", code: "EMFILE" } : { _tag: event, ...usage }
-            ).state))
+          : Effect.zipRight(
+            Ref.set(
+              acceptsUntilCheck,
+              usage === "exhausted"
+                ? 0
+                : Math.max(0, Math.floor(defaultFdPressurePolicy.lowWatermark * usage.softLimit) - usage.openFds)
+            ),
+            Ref.update(fdGuard, (state) =>
+              fdStep(
+                defaultFdPressurePolicy,
+                state,
+                usage === "exhausted" ? { _tag: "AcceptFailed", code: "EMFILE" } : { _tag: event, ...usage }
+              ).state)
+          ))
+    /**
+     * Per accept, /proc/self/fd is read (O(open fds)) only while demoted or once enough accepts since the
+     * last reading could have reached the low watermark; before that an accept changes nothing, and the
+     * sampler below (and accept failures) catch other rises.
+     */
+    const observeAccept = Effect.flatMap(
+      Effect.zip(Ref.get(fdGuard), Ref.getAndUpdate(acceptsUntilCheck, (left) => Math.max(0, left - 1))),
+      ([guard, left]) => (guard.demoted || left === 0 ? observeFds("Accepted") : Effect.void)
+    )
 
     const reject = (code: BrokerErrorCode, message: string, requestId: string | undefined, retryAfterMs?: number): Effect.Effect<ErrorReply> =>
       Effect.as(
@@ -211,7 +235,7 @@ const serveBroker = (
     const serve = (connection: BoundedConnection): Effect.Effect<void> =>
       Effect.gen(function*() {
         yield* Ref.update(openConnections, (n) => n + 1)
-        yield* observeFds("Accepted")
+        yield* observeAccept
         const decoder = new FrameDecoder()
         while (true) {
           const deadline = (yield* Clock.currentTimeMillis) + readDeadlineMs
@@ -261,6 +285,8 @@ const serveBroker = (
       }
     )
     Fs.chmodSync(socketPath, 0o600)
+    yield* observeFds("Sampled")
+    yield* Effect.forkScoped(Effect.interruptible(Effect.repeat(observeFds("Sampled"), Schedule.spaced(fdSampleIntervalMs))))
     yield* Effect.addFinalizer(() => Effect.zipRight(Ref.set(accepting, false), Deferred.succeed(draining, undefined)))
     return { socketPath, snapshot }
   })

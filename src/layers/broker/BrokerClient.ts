@@ -1,12 +1,13 @@
 /**
- * BrokerClientLive: one fresh Unix-socket connection per attempt (`node:net`), one request frame with
- * a generated `request_id`, one reply frame, then the connection is destroyed. Each attempt has its own
- * deadline; a refusal with `retry_after_ms` is retried after that delay (on the Effect Clock), reusing
- * the call's `request_id`.
+ * BrokerClientLive: one request frame with a generated `request_id`, one reply frame, on a Unix-socket
+ * connection (`node:net`) of a small pool (`BrokerConnections`: a few connections kept between calls,
+ * so a hello does not pay a connect; `makeBrokerClient` keeps none). Each attempt has its own deadline;
+ * a refusal with `retry_after_ms` is retried after that delay (on the Effect Clock), reusing the call's
+ * `request_id`.
  */
 import { randomUUID } from "node:crypto"
-import * as Net from "node:net"
 import { Duration, Effect, Either, Layer, ParseResult, Schema } from "effect"
+import type { Scope } from "effect"
 import { BrokerClient, BrokerClientError, type BrokerClientShape } from "../../services/broker/BrokerClient.js"
 import {
   type AdminReply,
@@ -17,14 +18,16 @@ import {
   type HelloOk,
   type HelloRequest
 } from "../../services/broker/BrokerProtocol.js"
-import { encodeFrame, FrameDecoder } from "./BrokerFraming.js"
-import { errorCode } from "../../services/system/ErrorDetails.js"
+import { type BrokerConnections, makeBrokerConnections } from "./BrokerConnections.js"
+import { encodeFrame } from "./BrokerFraming.js"
 import { parseIssueLines } from "../../services/system/ParseIssues.js"
 
 /** Deadline of one attempt (connect, send, reply) when none is given. */
 export const defaultBrokerTimeoutMs = 10_000
 /** Retries of a refusal carrying `retry_after_ms` when no other bound is given. */
 export const defaultBrokerMaxRetries = 5
+/** Connections `BrokerClientLive` and `makePooledBrokerClient` keep open between calls by default. */
+export const defaultBrokerIdleConnections = 4
 
 /** Options of a broker client. */
 export interface BrokerClientOptions {
@@ -32,59 +35,33 @@ export interface BrokerClientOptions {
   readonly timeoutMs?: number
   /** Retries after refusals carrying `retry_after_ms` (default `defaultBrokerMaxRetries`); 0 never retries. */
   readonly maxRetries?: number
+  /** Connections kept open between calls (default 0 for `makeBrokerClient`, `defaultBrokerIdleConnections` pooled). */
+  readonly idleConnections?: number
 }
 
 const decodeReply = Schema.decodeUnknownEither(BrokerReply)
 
 
-/** Sends `frame` on a new connection and answers the first reply frame's JSON value. */
-const exchange = (socketPath: string, frame: Uint8Array, what: string): Effect.Effect<unknown, BrokerClientError> =>
-  Effect.async<unknown, BrokerClientError>((resume) => {
-    const socket = Net.createConnection({ path: socketPath })
-    const decoder = new FrameDecoder()
-    let settled = false
-    const settle = (effect: Effect.Effect<unknown, BrokerClientError>): void => {
-      if (settled) return
-      settled = true
-      socket.destroy()
-      resume(effect)
-    }
-    const fail = (reason: "Connection" | "Protocol", message: string): void =>
-      settle(Effect.fail(new BrokerClientError({ reason, message: `${what} via ${socketPath}: ${message}` })))
-
-    socket.on("data", (chunk: Buffer) => {
-      const first = decoder.push(chunk)[0]
-      if (first === undefined) return
-      if (Either.isLeft(first)) fail("Protocol", `bad reply frame: ${first.left.message}`)
-      else settle(Effect.succeed(first.right))
-    })
-    socket.on("error", (error) => {
-      const code = errorCode(error)
-      fail("Connection", `${error.message}${code === undefined || error.message.includes(code) ? "" : ` (${code})`}`)
-    })
-    socket.on("close", () => {
-      const pending = decoder.pending()
-      fail(
-        "Connection",
-        pending === 0
-          ? "the broker closed the connection without a reply"
-          : `the broker closed the connection ${pending} bytes into a reply frame`
-      )
-    })
-    socket.write(frame)
-
-    return Effect.sync(() => {
-      if (!settled) {
-        settled = true
-        socket.destroy()
-      }
-    })
-  })
-
 const firstIssue = (error: ParseResult.ParseError): string => parseIssueLines(error)[0] ?? "does not match the protocol"
 
-/** A broker client on `socketPath` (no resources held between calls). */
-export const makeBrokerClient = (socketPath: string, options: BrokerClientOptions = {}): BrokerClientShape => {
+/** A broker client on `socketPath`; unless `idleConnections` says otherwise, no connection is kept between calls. */
+export const makeBrokerClient = (socketPath: string, options: BrokerClientOptions = {}): BrokerClientShape =>
+  clientOn(socketPath, makeBrokerConnections(socketPath, options.idleConnections ?? 0), options)
+
+/** A broker client keeping up to `idleConnections` (default 4) connections between calls; the scope's end closes them. */
+export const makePooledBrokerClient = (
+  socketPath: string,
+  options: BrokerClientOptions = {}
+): Effect.Effect<BrokerClientShape, never, Scope.Scope> =>
+  Effect.map(
+    Effect.acquireRelease(
+      Effect.sync(() => makeBrokerConnections(socketPath, options.idleConnections ?? defaultBrokerIdleConnections)),
+      (connections) => connections.close
+    ),
+    (connections) => clientOn(socketPath, connections, options)
+  )
+
+const clientOn = (socketPath: string, connections: BrokerConnections, options: BrokerClientOptions): BrokerClientShape => {
   const timeoutMs = options.timeoutMs ?? defaultBrokerTimeoutMs
   const maxRetries = options.maxRetries ?? defaultBrokerMaxRetries
 
@@ -93,7 +70,7 @@ export const makeBrokerClient = (socketPath: string, options: BrokerClientOption
 
   /** One attempt: the reply, decoded, with its request_id checked. */
   const attempt = (frame: Uint8Array, requestId: string, what: string): Effect.Effect<BrokerReply, BrokerClientError> =>
-    exchange(socketPath, frame, what).pipe(
+    connections.exchange(frame, what).pipe(
       Effect.timeoutFail({
         duration: Duration.millis(timeoutMs),
         onTimeout: () =>
@@ -180,6 +157,6 @@ export const makeBrokerClient = (socketPath: string, options: BrokerClientOption
   return { hello, admin }
 }
 
-/** The broker client for the broker listening on `socketPath`. */
+/** The broker client for the broker listening on `socketPath`, with its pool of connections. */
 export const BrokerClientLive = (socketPath: string, options?: BrokerClientOptions): Layer.Layer<BrokerClient> =>
-  Layer.succeed(BrokerClient, makeBrokerClient(socketPath, options))
+  Layer.scoped(BrokerClient, makePooledBrokerClient(socketPath, options))

@@ -1,13 +1,19 @@
 /**
  * ServiceDefinitions: reads `<dir>/<name>.service.json` on demand, decodes it with Schema and keeps
- * it until the file changes (inode, size, mtime or ctime), so an edited definition is honoured by
- * the next hello without a restart. The directory and the file must pass the file-trust rule (owned by
- * the host's user or root, not writable by group or others, symlinks resolved): the broker runs what
+ * it until the file changes (device, inode, size, mtime or ctime), so an edited definition is honoured
+ * by the next hello without a restart. The directory and the file must pass the file-trust rule (owned
+ * by the host's user or root, not writable by group or others, symlinks resolved): the broker runs what
  * a definition says, so whoever can write one can make it run their program.
+ *
+ * Cost per lookup: one synchronous `stat` of the file. The trust walks, the directory check and the
+ * parse run again only when that stamp changed or the last check is older than `recheckMs`. Nobody can
+ * swap or edit the file without changing its stamp (a new inode, or a new mtime/ctime: a chmod or chown
+ * changes ctime), so such a change is re-checked at once; a loosened directory further up is seen
+ * within `recheckMs`.
  */
-import * as Fs from "node:fs/promises"
+import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { Effect, Either, Layer, Ref, Schema } from "effect"
+import { Clock, Effect, Either, Layer, Ref, Schema } from "effect"
 import { ServiceName } from "../../services/broker/BrokerProtocol.js"
 import { ConfigError } from "../../services/host/HostConfig.js"
 import {
@@ -26,6 +32,23 @@ import { parseProblems, renderConfigPath } from "../../services/system/ParseIssu
 interface CachedDefinition {
   readonly stamp: string
   readonly result: Either.Either<ServiceDefinition, ConfigError>
+  /** When the directory and the file last passed the trust rule. */
+  readonly checkedAt: number
+}
+
+/** How long a definition's trust verdict stands while its file is unchanged. */
+export const defaultDefinitionRecheckMs = 1_000
+
+const stampOf = (stat: Fs.BigIntStats): string => `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`
+
+/** The stamp of `file` now, or undefined when it cannot be stat'ed (the full check then says why). */
+const currentStamp = (file: string): string | undefined => {
+  try {
+    const stat = Fs.statSync(file, { bigint: true, throwIfNoEntry: false })
+    return stat?.isFile() === true ? stampOf(stat) : undefined
+  } catch {
+    return undefined
+  }
 }
 
 type Segment = PropertyKey
@@ -89,8 +112,14 @@ export const parseServiceDefinition = (
   return problem === undefined ? Either.right(decoded.right) : fail(problem.path, problem.reason)
 }
 
-/** A reader of `dir` (made absolute) with its own cache. Nothing is read until the first lookup. */
-export const makeServiceDefinitions = (dir: string): Effect.Effect<ServiceDefinitionsShape> =>
+/**
+ * A reader of `dir` (made absolute) with its own cache. Nothing is read until the first lookup; an
+ * unchanged file is trusted again without a walk for `recheckMs`.
+ */
+export const makeServiceDefinitions = (
+  dir: string,
+  recheckMs: number = defaultDefinitionRecheckMs
+): Effect.Effect<ServiceDefinitionsShape> =>
   Effect.gen(function*() {
     const root = Path.resolve(dir)
     const cache = yield* Ref.make<ReadonlyMap<string, CachedDefinition>>(new Map())
@@ -103,14 +132,26 @@ export const makeServiceDefinitions = (dir: string): Effect.Effect<ServiceDefini
         if (!isServiceName(name)) {
           return yield* unknown(name, file, "a service name is 1 to 64 of a-z, 0-9 and -")
         }
-        const dirStat = yield* Effect.tryPromise(() => Fs.stat(root)).pipe(Effect.either)
+        const now = yield* Clock.currentTimeMillis
+        const stamp = currentStamp(file)
+        const cached = (yield* Ref.get(cache)).get(name)
+        if (stamp !== undefined && cached !== undefined && cached.stamp === stamp && now - cached.checkedAt < recheckMs) {
+          return yield* cached.result
+        }
+        return yield* fullCheck(name, file, now)
+      })
+
+    /** The directory and the file checked by the trust rule, the file read and decoded unless its stamp is known. */
+    const fullCheck = (name: string, file: string, now: number): Effect.Effect<ServiceDefinition, ConfigError | UnknownService | UntrustedFile> =>
+      Effect.gen(function*() {
+        const dirStat = yield* Effect.try(() => Fs.statSync(root)).pipe(Effect.either)
         if (Either.isLeft(dirStat)) {
           return yield* errorCode(dirStat.left.error) === "ENOENT"
             ? unknown(name, file, `the services directory ${root} does not exist`)
             : Effect.fail(new ConfigError({ file: root, path: "(root)", reason: `cannot read directory: ${errorText(dirStat.left.error)}` }))
         }
         yield* checkFileTrusted(root, "directory")
-        const stat = yield* Effect.tryPromise(() => Fs.stat(file, { bigint: true })).pipe(Effect.either)
+        const stat = yield* Effect.try(() => Fs.statSync(file, { bigint: true })).pipe(Effect.either)
         if (Either.isLeft(stat)) {
           return yield* errorCode(stat.left.error) === "ENOENT"
             ? unknown(name, file, `no definition file ${file}`)
@@ -118,15 +159,17 @@ export const makeServiceDefinitions = (dir: string): Effect.Effect<ServiceDefini
         }
         if (!stat.right.isFile()) return yield* Effect.fail(new ConfigError({ file, path: "(root)", reason: "is not a regular file" }))
         yield* checkFileTrusted(file, "file")
-        const { ctimeNs, ino, mtimeNs, size } = stat.right
-        const stamp = `${ino}:${size}:${mtimeNs}:${ctimeNs}`
+        const stamp = stampOf(stat.right)
         const cached = (yield* Ref.get(cache)).get(name)
-        if (cached !== undefined && cached.stamp === stamp) return yield* cached.result
-        const text = yield* Effect.tryPromise(() => Fs.readFile(file, "utf8")).pipe(
-          Effect.mapError((error) => new ConfigError({ file, path: "(root)", reason: `cannot read file: ${errorText(error.error)}` }))
-        )
-        const result = parseServiceDefinition(file, text)
-        yield* Ref.update(cache, (map) => new Map(map).set(name, { stamp, result }))
+        const result = cached !== undefined && cached.stamp === stamp
+          ? cached.result
+          : parseServiceDefinition(
+            file,
+            yield* Effect.try(() => Fs.readFileSync(file, "utf8")).pipe(
+              Effect.mapError((error) => new ConfigError({ file, path: "(root)", reason: `cannot read file: ${errorText(error.error)}` }))
+            )
+          )
+        yield* Ref.update(cache, (map) => new Map(map).set(name, { stamp, result, checkedAt: now }))
         return yield* result
       })
 

@@ -4,7 +4,7 @@ import { performance } from "node:perf_hooks"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Layer, Schema, Scope } from "effect"
 import { LoopbackPortsLive } from "../../../src/layers/system/LoopbackPorts.js"
-import { type BrokerOptions, makeBroker } from "../../../src/layers/broker/Broker.js"
+import { type BrokerOptions, fdSampleIntervalMs, makeBroker } from "../../../src/layers/broker/Broker.js"
 import { makeBrokerClient } from "../../../src/layers/broker/BrokerClient.js"
 import { ProcessLauncherLive } from "../../../src/layers/host/launcher/ProcessLauncher.js"
 import { AdminSnapshot } from "../../../src/services/broker/Broker.js"
@@ -407,6 +407,8 @@ describe("Broker fd pressure", () => {
       // concurrently and fails with EMFILE. So the limit is set on the running host, before any client.
       execFileSync("prlimit", ["--pid", String(host.pid), "--nofile=64:64"])
       expect(Fs.readFileSync(`/proc/${host.pid}/limits`, "utf8")).toMatch(/Max open files\s+64\s+64\s/)
+      // A limit lowered from outside is seen at the broker's next timed sample of its descriptors.
+      yield* Effect.sleep(fdSampleIntervalMs * 3)
 
       const admin = yield* connectRaw(host.socketPath)
       let requests = 0

@@ -5,7 +5,7 @@ import * as Path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Exit, Fiber, TestClock } from "effect"
 import type { Scope } from "effect"
-import { BrokerClientLive, makeBrokerClient } from "../../../src/layers/broker/BrokerClient.js"
+import { BrokerClientLive, makeBrokerClient, makePooledBrokerClient } from "../../../src/layers/broker/BrokerClient.js"
 import { encodeFrame, FrameDecoder } from "../../../src/layers/broker/BrokerFraming.js"
 import { BrokerClient, BrokerClientError } from "../../../src/services/broker/BrokerClient.js"
 
@@ -122,6 +122,37 @@ describe("BrokerClientLive", () => {
       yield* client.hello("redis")
       expect(broker.requests[1]).not.toHaveProperty("version")
       expect(broker.requests[1]?.["request_id"]).not.toBe(request?.["request_id"])
+    }))
+
+  it.scopedLive("sends several hellos on one kept connection, and keeps at most idleConnections after a burst", () =>
+    Effect.gen(function*() {
+      const broker = yield* startFakeBroker((request, _n, connection) => connection.reply(helloOk(request)))
+      const client = yield* makePooledBrokerClient(broker.socketPath, { idleConnections: 2 })
+      for (let i = 0; i < 5; i++) expect((yield* client.hello("redis")).type).toBe("hello.ok")
+      expect(broker.connections()).toBe(1)
+      expect(broker.closedByClient()).toBe(0)
+      // Eight at once need eight connections; two stay open afterwards, the other six are closed.
+      yield* Effect.all(Array.from({ length: 8 }, () => client.hello("redis")), { concurrency: "unbounded" })
+      expect(broker.connections()).toBe(8)
+      yield* liveWait(50)
+      expect(broker.closedByClient()).toBe(6)
+      for (let i = 0; i < 4; i++) yield* client.hello("redis")
+      expect(broker.connections()).toBe(8)
+      expect(broker.requests).toHaveLength(17)
+    }))
+
+  it.scopedLive("replaces a kept connection the broker closed in the meantime, without failing the call", () =>
+    Effect.gen(function*() {
+      const broker = yield* startFakeBroker((request, n, connection) => {
+        connection.reply(helloOk(request))
+        // The broker closes the first connection right after its reply (as its read deadline would, later).
+        if (n === 0) setTimeout(() => connection.close(), 5)
+      })
+      const client = yield* makePooledBrokerClient(broker.socketPath)
+      yield* client.hello("redis")
+      yield* liveWait(50)
+      expect((yield* client.hello("redis")).type).toBe("hello.ok")
+      expect(broker.connections()).toBe(2)
     }))
 
   it.scopedLive("answers an admin reply of the verb asked", () =>

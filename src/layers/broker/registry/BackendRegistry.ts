@@ -24,7 +24,7 @@ import { substitutePlaceholders } from "../../../services/system/Placeholders.js
 import { backendEvent, brokerEventPublisher } from "../BrokerEvents.js"
 import { countLaunch } from "../BrokerMetrics.js"
 import { connectProbe, type EndpointProbe, endpointText, isAlive } from "./EndpointProbe.js"
-import { backendKey, makeExecutableDigest } from "./ExecutableDigest.js"
+import { backendKey, makeExecutableDigests } from "./ExecutableDigest.js"
 import { idleExitMsOf, type LaunchContext, type LaunchPlan, removeLeftoverSockets, startBackend } from "./Launching.js"
 import { backendsOf, spawnBudgetsOf } from "./RegistrySnapshot.js"
 import {
@@ -105,7 +105,7 @@ export const makeBackendRegistry = (
     const budgetPolicy = options.spawnBudget ?? defaultSpawnBudgetPolicy
     const slotPolicy = defaultBackendSlotPolicy
     const state = yield* Ref.make(initialRegistryState(budgetPolicy))
-    const executableDigest = yield* makeExecutableDigest(definitions.dir)
+    const executables = yield* makeExecutableDigests(definitions.dir)
     const publishEvent = yield* brokerEventPublisher
     yield* removeLeftoverSockets(context.backendsDir)
 
@@ -141,7 +141,9 @@ export const makeBackendRegistry = (
             Ref.update(state, (s) => updateLaunch(s, launch, patch))
           const cancel = Effect.zipRight(Deferred.await(launch.cancel), Effect.fail(cancelled(plan)))
           yield* countLaunch(plan.service)
-          const outcome = yield* Effect.exit(restore(Effect.raceFirst(startBackend(context, plan, launch, progress), cancel)))
+          // The trust walk again, uncached, right before anything runs: a verdict cached for hellos never launches.
+          const start = Effect.zipRight(executables.checkBeforeLaunch(plan.service, plan.executable), startBackend(context, plan, launch, progress))
+          const outcome = yield* Effect.exit(restore(Effect.raceFirst(start, cancel)))
           const now = yield* Clock.currentTimeMillis
           if (Exit.isSuccess(outcome)) {
             const backend = outcome.value
@@ -252,7 +254,7 @@ export const makeBackendRegistry = (
           (blocked) => new BackendError({ code: blocked.code, service, message: blocked.message })
         )
         const executable = substitutePlaceholders(definition.launch.executable, { version })
-        const digest = yield* executableDigest(service, executable)
+        const digest = yield* executables.digest(service, executable)
         const parts = { service, version, executable, definition }
         return yield* acquireKey({ ...parts, key: backendKey(parts, digest) }, 0)
       })
