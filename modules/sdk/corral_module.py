@@ -16,8 +16,9 @@ A module supplies a name, a description, its capabilities and output contracts, 
     POST /v1/middleware/invoke  WorkflowEnvelope -> invoke_fn(envelope) -> MiddlewareDecision
     GET  <extra route>          a module's own read-only routes
 
-* bounds everything: active requests (``BoundedThreadingHTTPServer``), POST bodies (Content-Length
-  required, at most 1 MiB, JSON nested at most ``MAX_JSON_DEPTH`` = 64 deep), one request per connection;
+* bounds everything: active requests (``BoundedThreadingHTTPServer``), kept-alive idle connections (in
+  number and time, see ``keep_alive``), POST bodies (Content-Length required, at most 1 MiB, JSON nested
+  at most ``MAX_JSON_DEPTH`` = 64 deep);
 * drops an invocation whose deadline (``X-Corral-Deadline-Ms``, sent by the host) has passed, before
   and after ``invoke_fn``; a module with side effects calls ``check_deadline()`` before it commits;
 * answers errors as JSON ``{"error": code, "message": text}``: 400 malformed JSON / envelope / config,
@@ -32,7 +33,7 @@ The parts live one idea per file next to this one: ``module_contract`` (paths, v
 decision checks), ``module_errors``, ``module_log``, ``module_env`` (module id, data dir),
 ``module_routes`` (``Module``), ``module_http`` (the request handler), ``module_server``
 (``ModuleServer``), and ``module_auth``, ``deadline``, ``json_limits``, ``listen_address``,
-``unix_listener``, ``bounded_http``. This file is the entry point (``serve``, ``run_module``) and
+``unix_listener``, ``bounded_http`` (with ``request_gate``, ``keep_alive``, ``over_capacity``). This file is the entry point (``serve``, ``run_module``) and
 re-exports their public names, so ``from corral_module import …`` is all a module author needs.
 
 Standard library only.

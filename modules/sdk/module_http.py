@@ -2,8 +2,9 @@
 
 Every route but the ready and health probes needs the launch's bearer token (401 before the body is
 read or any module code runs). POST bodies need ``Content-Length``, at most ``MAX_BODY_BYTES``, JSON
-at most ``MAX_JSON_DEPTH`` deep. Each response closes its connection. The server it runs in carries
-``module`` (a ``Module``) and ``token`` (set by ``ModuleServer``).
+at most ``MAX_JSON_DEPTH`` deep. Connections are kept alive between requests (``Keep-Alive: timeout=N``
+tells the client how long) until the server closes; every request on a kept connection needs the token
+again. The server it runs in carries ``module`` (a ``Module``) and ``token`` (set by ``ModuleServer``).
 
 Standard library only.
 """
@@ -20,16 +21,18 @@ from module_errors import HttpError
 from module_log import log
 from module_routes import Module
 
-# A refused (401) request's body is read only up to this many bytes, never in full.
+# A body no route read (a 401, a 404, an error) is read and dropped only up to this many bytes; a larger one closes the connection.
 _REFUSED_BODY_READ_LIMIT = 64 * 1024
 
 
 class ModuleRequestHandler(BaseHTTPRequestHandler):
-    """Protocol plumbing: JSON in, JSON out, one request per connection."""
+    """Protocol plumbing: JSON in, JSON out, keep-alive connections."""
 
     protocol_version = "HTTP/1.1"
     server_version = "corral-module/1"
     sys_version = ""
+    # Buffered writes: the head and the body leave in one send when the stdlib flushes after the request.
+    wbufsize = 64 * 1024
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -50,8 +53,8 @@ class ModuleRequestHandler(BaseHTTPRequestHandler):
         module: Module = self.server.module  # type: ignore[attr-defined]
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
+        self._body_read = False
         if url.path not in OPEN_PATHS and not bearer_matches(self.headers.get("Authorization"), self.server.token):  # type: ignore[attr-defined]
-            self._discard_small_body()
             self._send(401, dump_json({"error": "unauthorized", "message":
                                        "this module serves only the host that launched it: send Authorization: Bearer <token>"}),
                        {"WWW-Authenticate": "Bearer"})
@@ -82,6 +85,7 @@ class ModuleRequestHandler(BaseHTTPRequestHandler):
         if length > MAX_BODY_BYTES:
             raise HttpError(413, "payload_too_large", f"the body is {length} bytes; at most {MAX_BODY_BYTES} are accepted")
         raw = self.rfile.read(length)
+        self._body_read = len(raw) == length
         if len(raw) != length:
             raise HttpError(400, "bad_request", "the body ended before Content-Length bytes")
         try:
@@ -91,27 +95,44 @@ class ModuleRequestHandler(BaseHTTPRequestHandler):
         except (UnicodeDecodeError, ValueError) as exc:
             raise HttpError(400, "bad_json", f"the body is not JSON: {exc}") from None
 
-    def _discard_small_body(self) -> None:
-        """Reads a refused request's body when it is small, so closing sends FIN, not a RST that could eat the answer."""
+    def _settle_body(self) -> None:
+        """Reads the rest of a body no route read when it is small; otherwise the connection closes after this answer.
+
+        Unread body bytes would be taken for the next request on a kept connection; reading a small
+        one also lets a close send a FIN, not a RST that could eat the answer.
+        """
+        if self._body_read or self.headers.get("Transfer-Encoding"):
+            self.close_connection = self.close_connection or not self._body_read
+            return
         try:
             length = int(str(self.headers.get("Content-Length", "0")).strip())
         except ValueError:
+            self.close_connection = True
             return
-        if 0 < length <= _REFUSED_BODY_READ_LIMIT:
-            try:
-                self.rfile.read(length)
-            except OSError:
-                pass
+        if length == 0:
+            return
+        if not 0 < length <= _REFUSED_BODY_READ_LIMIT:
+            self.close_connection = True
+            return
+        try:
+            self._body_read = len(self.rfile.read(length)) == length
+        except OSError:
+            pass
+        self.close_connection = self.close_connection or not self._body_read
 
     def _send(self, status: int, payload: bytes, headers: Optional[Mapping[str, str]] = None) -> None:
-        self.close_connection = True
+        self._settle_body()
         self.send_response(status)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
+        server = self.server
+        if self.close_connection or not server.keeping_alive:  # type: ignore[attr-defined]
+            self.send_header("Connection", "close")  # also sets close_connection
+        else:
+            self.send_header("Keep-Alive", server.keep_alive_header())  # type: ignore[attr-defined]
         self.end_headers()
         self.wfile.write(payload)
 

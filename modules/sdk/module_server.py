@@ -1,8 +1,9 @@
 """A running module server: the bounded HTTP server on a background thread, and its drain.
 
 ``ModuleServer(module, port=…, token=…)`` (or ``socket_path=…``) binds at once; ``start()`` serves on
-a daemon thread; ``stop(grace)`` stops accepting, waits up to ``grace`` seconds for in-flight
-requests and then runs the module's ``on_shutdown``.
+a daemon thread; ``stop(grace)`` stops accepting, closes idle keep-alive connections, waits up to
+``grace`` seconds for in-flight requests (answering them with ``Connection: close``) and then runs the
+module's ``on_shutdown``.
 
 Standard library only.
 """

@@ -104,6 +104,52 @@ def request(target: Target, method: str, path: str, body: Any = None, raw: Optio
         conn.close()
 
 
+class KeepAliveClient:
+    """Requests on one kept-alive connection (``http.client``); ``sock`` changes if the server closed it."""
+
+    def __init__(self, target: Target, timeout: float = TIMEOUT) -> None:
+        self.conn = (UnixHTTPConnection(target, timeout=timeout) if isinstance(target, str)
+                     else http.client.HTTPConnection("127.0.0.1", target, timeout=timeout))
+        self.conn.connect()
+
+    @property
+    def sock(self) -> Optional[socket.socket]:
+        """The connection's socket (None once the server said ``Connection: close``)."""
+        return self.conn.sock
+
+    def request(self, method: str, path: str, body: Any = None, token: Optional[str] = TOKEN,
+                headers: Optional[Dict[str, str]] = None) -> Tuple[int, Dict[str, str], Any]:
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        hdrs = {"Content-Type": "application/json"} if data is not None else {}
+        if token is not None:
+            hdrs["Authorization"] = f"Bearer {token}"
+        hdrs.update(headers or {})
+        self.conn.request(method, path, body=data, headers=hdrs)
+        resp = self.conn.getresponse()
+        payload = resp.read()
+        try:
+            parsed: Any = json.loads(payload.decode("utf-8")) if payload else None
+        except ValueError:
+            parsed = payload.decode("utf-8", "replace")
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, parsed
+
+    def closed_by_server(self, timeout: float = TIMEOUT) -> bool:
+        """Waits up to ``timeout`` s for the server to close this (idle) connection."""
+        sock = self.conn.sock
+        if sock is None:
+            return True
+        sock.settimeout(timeout)
+        try:
+            return sock.recv(1) == b""
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def get(target: Target, path: str, token: Optional[str] = TOKEN) -> Tuple[int, Any]:
     status, _, body = request(target, "GET", path, token=token)
     return status, body
@@ -115,18 +161,24 @@ def post(target: Target, path: str, body: Any, token: Optional[str] = TOKEN,
     return status, parsed
 
 
+def read_until_closed(sock: socket.socket, timeout: float = TIMEOUT) -> bytes:
+    """Reads from ``sock`` until the peer closes it (a timeout raises)."""
+    sock.settimeout(timeout)
+    chunks: List[bytes] = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def raw_exchange(port: int, data: bytes, timeout: float = TIMEOUT) -> bytes:
     """Sends ``data`` on a new socket and reads until the server closes it."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         if data:
             sock.sendall(data)
-        chunks: List[bytes] = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
+        return read_until_closed(sock, timeout)
 
 
 def init_message(config: Any, component_id: str = "middleware.test", module_id: str = "test") -> Dict[str, Any]:

@@ -182,7 +182,7 @@ class SdkCase(unittest.TestCase):
     def test_post_bodies_need_a_bounded_content_length(self) -> None:
         self.init()
         path = corral_module.INVOKE_PATH.encode()
-        head = b"POST " + path + b" HTTP/1.1\r\nHost: x\r\n" + support.AUTH_LINE
+        head = b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + support.AUTH_LINE
         no_length = support.raw_exchange(self.port, head + b"\r\n")
         self.assertTrue(no_length.startswith(b"HTTP/1.1 411"), no_length)
         chunked = support.raw_exchange(self.port, head + b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
@@ -205,10 +205,38 @@ class SdkCase(unittest.TestCase):
         self.assertEqual((status, body["error"]), (500, "module_error"))
         self.assertEqual(support.get(self.port, "/healthz")[0], 200)
 
-    def test_responses_close_the_connection(self) -> None:
-        _, headers, _ = support.request(self.port, "GET", "/readyz")
-        self.assertEqual(headers["connection"], "close")
+    def test_connections_are_kept_alive_and_every_request_on_them_needs_the_token(self) -> None:
+        client = support.KeepAliveClient(self.port)
+        self.addCleanup(client.close)
+        status, headers, _ = client.request("GET", "/readyz")
+        sock = client.sock
+        self.assertEqual(status, 200)
         self.assertEqual(headers["content-type"], "application/json")
+        self.assertEqual(headers["keep-alive"], "timeout=5")
+        self.assertNotIn("connection", headers)
+        init = support.init_message({})
+        self.assertEqual(client.request("POST", corral_module.INIT_PATH, init)[0], 200)
+        for token in (None, "x" * 64, support.TOKEN[:-1] + "0"):
+            status, _, body = client.request("POST", corral_module.INVOKE_PATH, support.envelope(), token=token)
+            self.assertEqual((status, body["error"]), (401, "unauthorized"))
+        status, _, body = client.request("POST", corral_module.INVOKE_PATH, support.envelope())
+        self.assertEqual((status, body["decision"]), (200, "allow"))
+        self.assertIs(client.sock, sock)  # all of it on one connection
+        self.assertEqual(self.server.server.counters()["connections_accepted"], 1)
+
+    def test_a_body_no_route_read_is_dropped_or_the_connection_closes(self) -> None:
+        client = support.KeepAliveClient(self.port)
+        self.addCleanup(client.close)
+        status, headers, _ = client.request("POST", "/nope", {"small": True})
+        self.assertEqual(status, 404)
+        sock = client.sock
+        self.assertIsNotNone(sock)  # a small unread body is read and dropped: the connection stays
+        self.assertEqual(client.request("GET", "/readyz")[0], 200)
+        self.assertIs(client.sock, sock)
+        big = {"pad": "x" * (100 * 1024)}
+        status, headers, _ = client.request("POST", corral_module.INVOKE_PATH, big, token=None)
+        self.assertEqual((status, headers.get("connection")), (401, "close"))  # too big to drop: closed
+        self.assertIsNone(client.sock)
 
     def test_extra_routes_cannot_shadow_protocol_routes(self) -> None:
         with self.assertRaises(ValueError):

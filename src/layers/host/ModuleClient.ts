@@ -1,9 +1,17 @@
 /**
  * ModuleClientLive: HTTP JSON to modules over `node:http`, on loopback TCP or a Unix socket
- * (`unix:/abs/path`), through one keep-alive agent per client (bounded sockets per endpoint, destroyed
- * with the layer's scope). Every call has a deadline, carries the headers it is given (the module's
- * launch token), counts the body while it streams, and destroys its socket when it times out,
- * overflows or is interrupted.
+ * (`unix:/abs/path`), on kept-alive connections from `ModulePool` (a small pool per endpoint and
+ * launch, destroyed with the layer's scope). Every call has a deadline, carries the headers it is
+ * given (the module's launch token), counts the body while it streams, and destroys its socket when
+ * it times out, overflows or is interrupted.
+ *
+ * Retries: a GET (readiness, health: reads with no effect in the module) that fails with a reset on a
+ * reused idle connection before any answer is sent once more on a fresh connection — the module
+ * closed that connection as the request left. A POST (`middleware-init`, an invocation) is never
+ * retried: the same reset also follows a module that read the request and then died, and running an
+ * invocation twice can count twice (a quota, an audit line). The pool keeps such resets rare: it
+ * closes idle connections before the module's announced idle timeout, keeps fewer idle connections
+ * than the module allows, and drops a launch's connections when the module is restarted.
  */
 import * as Http from "node:http"
 import { Data, Effect, Layer, Schema } from "effect"
@@ -20,18 +28,15 @@ import {
 } from "../../services/host/ModuleClient.js"
 import { errorCode } from "../../services/system/ErrorDetails.js"
 import { exceedsJsonDepth, maxJsonDepth } from "../../services/system/JsonDepth.js"
+import { defaultMaxSocketsPerEndpoint, makeModulePool, type ModulePool, type ModulePoolOptions } from "./ModulePool.js"
 
-/** Sockets the agent opens at most per endpoint when no other bound is given; more calls queue in the agent. */
-export const defaultMaxSocketsPerEndpoint = 32
+export { defaultMaxSocketsPerEndpoint }
 
 /** Characters of a body quoted in an error message. */
 const snippetLength = 200
 
-/** Options of a module client. */
-export interface ModuleClientOptions {
-  /** Sockets open at most per endpoint (default `defaultMaxSocketsPerEndpoint`). */
-  readonly maxSocketsPerEndpoint?: number
-}
+/** Options of a module client: the bounds of its connection pools. */
+export type ModuleClientOptions = ModulePoolOptions
 
 /** Where a call goes: a loopback host and port, or a Unix socket. */
 type Target =
@@ -43,7 +48,7 @@ interface RawReply {
   readonly body: Buffer
 }
 
-/** The module closed a kept-alive socket just as it was reused: the request never reached it. */
+/** A reused kept-alive socket was reset before any answer: the module closed it as the request left, or died with it. */
 class StaleSocket extends Data.TaggedError("StaleSocket")<{ readonly message: string }> {}
 
 const isLoopbackEndpoint = Schema.is(LoopbackEndpoint)
@@ -163,7 +168,7 @@ const exchange = (
   })
 
 const call = (
-  agent: Http.Agent,
+  pool: ModulePool,
   method: "GET" | "POST",
   endpoint: string,
   path: string,
@@ -187,10 +192,12 @@ const call = (
       new ModuleCallError({ endpoint, path, reason: "Unreachable", message: `${method} ${endpoint}: path "${path}" must start with "/"` })
     )
   }
-  // Node's documented remedy for the keep-alive race: a reused socket reset before any answer means
-  // the module closed it while idle, so the request goes once more on a fresh connection.
-  return exchange(agent, target, method, endpoint, path, body, limits, headers, true).pipe(
-    Effect.catchTag("StaleSocket", () => exchange(agent, target, method, endpoint, path, body, limits, headers, false)),
+  const agent = pool.agentFor(endpoint, headers.authorization)
+  const once = (retryOnStale: boolean) => exchange(agent, target, method, endpoint, path, body, limits, headers, retryOnStale)
+  // Node's documented remedy for the keep-alive race, for a GET only (see the file's doc): a reused
+  // socket reset before any answer means the module closed it while idle; send it once more.
+  const sent = method === "GET" ? once(true).pipe(Effect.catchTag("StaleSocket", () => once(false))) : once(false)
+  return sent.pipe(
     Effect.catchTag("StaleSocket", (stale) =>
       Effect.fail(new ModuleCallError({ endpoint, path, reason: "Unreachable", message: `${method} ${endpoint}${path}: ${stale.message}` })))
   )
@@ -240,25 +247,19 @@ const readPost = (endpoint: string, path: string, { body, status }: RawReply): E
   }
 }
 
-/** Builds a module client whose keep-alive agent is destroyed (every socket closed) when the scope closes. */
+/** Builds a module client whose connection pools are destroyed (every socket closed) when the scope closes. */
 export const makeModuleClient = (options: ModuleClientOptions = {}): Effect.Effect<ModuleClientShape, never, Scope.Scope> =>
   Effect.map(
-    Effect.acquireRelease(
-      Effect.sync(() => {
-        const maxSockets = options.maxSocketsPerEndpoint ?? defaultMaxSocketsPerEndpoint
-        return new Http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: "lifo" })
-      }),
-      (agent) => Effect.sync(() => agent.destroy())
-    ),
-    (agent): ModuleClientShape => ({
-      get: (endpoint, path, limits, headers = {}) => Effect.map(call(agent, "GET", endpoint, path, undefined, limits, headers), readGet),
+    Effect.acquireRelease(Effect.sync(() => makeModulePool(options)), (pool) => Effect.sync(() => pool.destroy())),
+    (pool): ModuleClientShape => ({
+      get: (endpoint, path, limits, headers = {}) => Effect.map(call(pool, "GET", endpoint, path, undefined, limits, headers), readGet),
       postJson: (endpoint, path, body, limits, headers = {}) =>
         Effect.suspend(() => {
           const encoded = JSON.stringify(body)
-          return call(agent, "POST", endpoint, path, Buffer.from(encoded === undefined ? "null" : encoded, "utf8"), limits, headers)
+          return call(pool, "POST", endpoint, path, Buffer.from(encoded === undefined ? "null" : encoded, "utf8"), limits, headers)
         }).pipe(Effect.flatMap((reply) => readPost(endpoint, path, reply)))
     })
   )
 
-/** The real module client: `node:http`, keep-alive, at most `defaultMaxSocketsPerEndpoint` sockets per endpoint. */
+/** The real module client: `node:http`, keep-alive pools of at most `defaultMaxSocketsPerEndpoint` sockets per endpoint. */
 export const ModuleClientLive: Layer.Layer<ModuleClient> = Layer.scoped(ModuleClient, makeModuleClient())

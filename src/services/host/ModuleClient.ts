@@ -44,11 +44,14 @@ export interface CallLimits {
 
 /** HTTP JSON calls to a module at `endpoint` (`http://127.0.0.1:PORT` or `unix:/abs/path.sock`). */
 export interface ModuleClientShape {
-  /** GET; any status is an answer (readiness and health read it); non-JSON bodies read as text. */
+  /**
+   * GET; any status is an answer (readiness and health read it); non-JSON bodies read as text. Sent
+   * once more on a fresh connection when a reused one is reset before any answer (a GET has no effect).
+   */
   readonly get: (endpoint: string, path: string, limits: CallLimits, headers?: CallHeaders) => Effect.Effect<ModuleReply, ModuleCallError>
   /**
    * POST a JSON body; a non-2xx status fails with `Status`, a non-JSON body (or one nested deeper
-   * than `maxJsonDepth`) with `BadJson`.
+   * than `maxJsonDepth`) with `BadJson`. Never sent twice: a reset connection fails it with `Unreachable`.
    */
   readonly postJson: (
     endpoint: string,

@@ -54,6 +54,41 @@ describe("ModuleClientLive", () => {
       expect(module.connections()).toBe(32)
     }))
 
+  it.scopedLive("keeps at most 16 idle sockets per endpoint and reuses them", () =>
+    Effect.gen(function*() {
+      const module = yield* delayedJson(50)
+      const client = yield* makeModuleClient()
+      const burst = (count: number) =>
+        Effect.all(Array.from({ length: count }, (_, i) => client.postJson(module.endpoint, "/invoke", { i }, limits)), { concurrency: "unbounded" })
+      yield* burst(32)
+      expect(module.connections()).toBe(32)
+      expect(yield* module.waitClosed(16, 1_000)).toBe(true)
+      yield* Effect.sleep("100 millis")
+      expect(module.closed()).toBe(16) // the other 16 stay open, idle
+      yield* burst(16)
+      expect(module.connections()).toBe(32) // served on the idle ones, no new connection
+    }))
+
+  it.scopedLive("closes an idle socket a second before the module's announced Keep-Alive timeout", () =>
+    Effect.gen(function*() {
+      let hostClosedFirst = false
+      const module = yield* startFakeModule((request, response) => {
+        // The module keeps its word: it closes the connection itself after the 2 s it announces.
+        request.socket.once("end", () => {
+          hostClosedFirst = true
+        })
+        setTimeout(() => request.socket.destroy(), 2_000).unref()
+        response.setHeader("keep-alive", "timeout=2")
+        answerJson(response, { ok: true })
+      })
+      const client = yield* makeModuleClient()
+      yield* client.get(module.endpoint, "/healthz", limits)
+      const idleSince = Date.now()
+      expect(yield* module.waitClosed(1, 5_000)).toBe(true)
+      expect(hostClosedFirst).toBe(true)
+      expect(Date.now() - idleSince).toBeGreaterThanOrEqual(800) // kept for a while, not dropped at once
+    }))
+
   it.scopedLive("destroys its idle keep-alive sockets when the layer's scope closes", () =>
     Effect.gen(function*() {
       const module = yield* delayedJson(0)
@@ -167,17 +202,35 @@ describe("ModuleClientLive", () => {
       }
     }))
 
-  it.scopedLive("retries once on a fresh connection when the module closed a reused keep-alive socket", () =>
+  /** A module that resets a kept-alive connection when a second request arrives on it (what a module that died does). */
+  const resetsReusedConnections = () => {
+    const served = new WeakMap<object, number>()
+    return startFakeModule((request, response) => {
+      const count = (served.get(request.socket) ?? 0) + 1
+      served.set(request.socket, count)
+      if (count > 1) request.socket.destroy()
+      else answerJson(response, { count })
+    })
+  }
+
+  it.scopedLive("retries a GET once on a fresh connection when a reused keep-alive socket is reset before any answer", () =>
     Effect.gen(function*() {
-      const served = new WeakMap<object, number>()
-      const module = yield* startFakeModule((request, response) => {
-        const count = (served.get(request.socket) ?? 0) + 1
-        served.set(request.socket, count)
-        if (count > 1) request.socket.destroy()
-        else answerJson(response, { count })
-      })
+      const module = yield* resetsReusedConnections()
+      const client = yield* makeModuleClient()
+      expect((yield* client.get(module.endpoint, "/healthz", limits)).body).toEqual({ count: 1 })
+      expect((yield* client.get(module.endpoint, "/healthz", limits)).body).toEqual({ count: 1 })
+      expect(module.requests).toHaveLength(3)
+      expect(module.connections()).toBe(2)
+    }))
+
+  it.scopedLive("never sends a POST twice: a reset on a reused socket fails it as Unreachable", () =>
+    Effect.gen(function*() {
+      const module = yield* resetsReusedConnections()
       const client = yield* makeModuleClient()
       expect((yield* client.postJson(module.endpoint, "/invoke", {}, limits)).body).toEqual({ count: 1 })
+      const error = yield* Effect.flip(client.postJson(module.endpoint, "/invoke", {}, limits))
+      expect(error.reason).toBe("Unreachable")
+      expect(module.requests).toHaveLength(2) // the module saw it once: it may have acted on it
       expect((yield* client.postJson(module.endpoint, "/invoke", {}, limits)).body).toEqual({ count: 1 })
       expect(module.connections()).toBe(2)
     }))
