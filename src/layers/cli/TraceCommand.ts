@@ -8,6 +8,7 @@ import * as Path from "node:path"
 import { StringDecoder } from "node:string_decoder"
 import { Effect, Option, Schema } from "effect"
 import { InvocationRecord, LifecycleEvent } from "../../services/host/Traces.js"
+import { readRange } from "../system/FileRange.js"
 import { invocationLine, lifecycleLine } from "./EventLines.js"
 import { type ReportedFailure, reportFailure } from "./Terminal.js"
 
@@ -132,18 +133,5 @@ export const showTrace = (dataDir: string, query: TraceQuery): Effect.Effect<voi
       const pieces = (partial + decoder.write(appended)).split("\n")
       partial = pieces.pop() ?? ""
       yield* emit(pieces)
-    }
-  })
-
-const readRange = (file: string, position: number, length: number): Effect.Effect<Buffer> =>
-  Effect.promise(async () => {
-    const handle = await Fs.open(file, "r").catch(() => undefined)
-    if (handle === undefined) return Buffer.alloc(0)
-    try {
-      const buffer = Buffer.alloc(length)
-      const { bytesRead } = await handle.read(buffer, 0, length, position)
-      return buffer.subarray(0, bytesRead)
-    } finally {
-      await handle.close()
     }
   })

@@ -8,26 +8,7 @@ import { Effect, Either, Layer, Schema } from "effect"
 import { HostAlreadyRunning, HostLockError, HostLockRecord } from "../../services/host/HostLock.js"
 import { HostPaths } from "../../services/host/HostPaths.js"
 import { errorCode, errorText } from "../../services/system/ErrorDetails.js"
-
-/** Field 22 of `/proc/<pid>/stat` (start time in clock ticks), or undefined when the process is gone. */
-const startTicks = (pid: number): string | undefined => {
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]
-  } catch {
-    return undefined
-  }
-}
-
-/** Whether a process `pid` exists (EPERM: it does, but is someone else's). */
-const signalable = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return errorCode(error) === "EPERM"
-  }
-}
+import { isSignalable, processStartTicks } from "../system/ProcStat.js"
 
 const decodeRecord = Schema.decodeUnknownEither(HostLockRecord)
 
@@ -39,8 +20,8 @@ const inspect = (file: string) => {
   const live = record.right.pid <= 1
     ? false
     : record.right.start_ticks === ""
-    ? signalable(record.right.pid) // no /proc where it was written: the pid alone must do
-    : startTicks(record.right.pid) === record.right.start_ticks
+    ? isSignalable(record.right.pid) // no /proc where it was written: the pid alone must do
+    : processStartTicks(record.right.pid) === record.right.start_ticks
   return { _tag: live ? "live" : "stale", text, pid: record.right.pid } as const
 }
 
@@ -48,7 +29,7 @@ const inspect = (file: string) => {
 const acquire = (dataDir: string, lockFile: string) =>
   Effect.try({
     try: (): { readonly heldBy: number } | { readonly taken: string } | { readonly contended: true } => {
-      const ours = JSON.stringify({ pid: process.pid, start_ticks: startTicks(process.pid) ?? "", started_at: new Date().toISOString() })
+      const ours = JSON.stringify({ pid: process.pid, start_ticks: processStartTicks(process.pid) ?? "", started_at: new Date().toISOString() })
       const temp = `${lockFile}.${process.pid}.tmp`
       Fs.writeFileSync(temp, `${ours}\n`, { mode: 0o600 })
       try {

@@ -3,10 +3,11 @@
  * read when `/metrics` is scraped: CPU seconds, resident memory, open and maximum descriptors, start time,
  * and `nodejs_eventloop_delay_seconds{quantile}` over the time since the previous scrape.
  */
-import { monitorEventLoopDelay, performance } from "node:perf_hooks"
+import { performance } from "node:perf_hooks"
 import { Effect, MetricKey, MetricPair, MetricState } from "effect"
 import type { Scope } from "effect"
 import { ProcessMetricNames } from "../../services/system/MetricNames.js"
+import { makeEventLoopDelayHistogram } from "./EventLoopDelay.js"
 import { readFdCounts } from "./FdUsage.js"
 
 /** Reads the process series. */
@@ -34,14 +35,7 @@ const nanosToSeconds = (nanos: number): number => nanos / 1e9
 
 /** Starts event-loop delay sampling (10 ms resolution) for the life of the scope and returns the reader. */
 export const makeProcessMetrics: Effect.Effect<ProcessMetrics, never, Scope.Scope> = Effect.gen(function*() {
-  const delay = yield* Effect.acquireRelease(
-    Effect.sync(() => {
-      const histogram = monitorEventLoopDelay({ resolution: 10 })
-      histogram.enable()
-      return histogram
-    }),
-    (histogram) => Effect.sync(() => histogram.disable())
-  )
+  const delay = yield* makeEventLoopDelayHistogram
   // timeOrigin is when this process began (ms since the epoch), the same instant every scrape.
   const startTimeSeconds = Math.floor(performance.timeOrigin) / 1000
 

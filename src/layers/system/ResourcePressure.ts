@@ -2,7 +2,8 @@ import { Effect, Schema } from "effect"
 import type { Scope } from "effect"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
-import { monitorEventLoopDelay, performance } from "node:perf_hooks"
+import { performance } from "node:perf_hooks"
+import { makeEventLoopDelayHistogram } from "./EventLoopDelay.js"
 import { parseFdSoftLimit } from "./FdUsage.js"
 
 /** The `resource_pressure` object of `/v1/runtime-metrics`: process and event-loop load, snake_case JSON. */
@@ -49,14 +50,7 @@ const nanosToMillis = (nanos: number): number => nanos / 1e6
 /** Starts event-loop delay and utilization tracking for the life of the scope and returns its reader. */
 export const makeResourcePressureMonitor: Effect.Effect<ResourcePressureMonitor, never, Scope.Scope> = Effect.gen(
   function*() {
-    const delay = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const histogram = monitorEventLoopDelay({ resolution: 10 })
-        histogram.enable()
-        return histogram
-      }),
-      (histogram) => Effect.sync(() => histogram.disable())
-    )
+    const delay = yield* makeEventLoopDelayHistogram
     let previousUtilization = performance.eventLoopUtilization()
 
     // One synchronous step, so concurrent reads never interleave between reading and resetting.

@@ -6,6 +6,7 @@
  */
 import * as Fs from "node:fs/promises"
 import { Effect, Option, Ref, Schedule, Stream } from "effect"
+import { readRange } from "../../system/FileRange.js"
 
 /** The most lines a tail returns. */
 export const maxTailLines = 10_000
@@ -21,20 +22,6 @@ interface FollowState {
   readonly offset: number
   readonly inode: number
 }
-
-/** `length` bytes of `file` from `position` (fewer at its end); nothing when it cannot be read. */
-const readRange = (file: string, position: number, length: number): Effect.Effect<Uint8Array> =>
-  Effect.promise(async () => {
-    const handle = await Fs.open(file, "r").catch(() => undefined)
-    if (handle === undefined) return new Uint8Array(0)
-    try {
-      const buffer = Buffer.alloc(length)
-      const { bytesRead } = await handle.read(buffer, 0, length, position)
-      return buffer.subarray(0, bytesRead)
-    } finally {
-      await handle.close()
-    }
-  })
 
 const statOf = (file: string): Effect.Effect<Option.Option<{ readonly size: number; readonly inode: number }>> =>
   Effect.promise(() =>

@@ -6,6 +6,7 @@ import * as Fs from "node:fs"
 import { Clock, Deferred, Effect, Option } from "effect"
 import type { ExitInfo, StopOutcome } from "../../../services/host/ProcessLauncher.js"
 import { unlessUrgent } from "../../../services/system/ShutdownUrgency.js"
+import { procStatFields } from "../../system/ProcStat.js"
 
 /** After KILL, how long a stop waits for the group to empty before reporting survivors. */
 export const killWaitMs = 2_000
@@ -39,14 +40,9 @@ const groupMembers = (pgid: number): ReadonlyArray<number> => {
   const members: Array<number> = []
   for (const entry of Fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue
-    let stat: string
-    try {
-      stat = Fs.readFileSync(`/proc/${entry}/stat`, "utf8")
-    } catch {
-      continue
-    }
-    // Fields after the command name (which may hold spaces and parentheses): state ppid pgrp …
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    // state ppid pgrp …
+    const fields = procStatFields(entry)
+    if (fields === undefined) continue
     const state = fields[0]
     if (Number(fields[2]) === pgid && state !== "Z" && state !== "X") members.push(Number(entry))
   }
