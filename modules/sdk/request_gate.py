@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Dict, Generic, Hashable, List, Optional, Tuple, TypeVar
+from typing import Callable, Dict, Generic, Hashable, List, Optional, Set, Tuple, TypeVar
 
 from keep_alive import IdleConnections
 
@@ -32,6 +32,9 @@ class RequestGate(Generic[C]):
         self._pending = pending
         self._lock = threading.Condition()
         self._active: Dict[C, float] = {}  # connection -> its request's monotonic start
+        # Released requests whose answer is still being written: drain waits for them too, or a process
+        # exiting after drain would drop an answer its handler already produced.
+        self._sending: Set[C] = set()
         self._idle: IdleConnections[C] = IdleConnections(max_idle)
         self._closing = False
         self.counts: Dict[str, int] = {
@@ -79,13 +82,17 @@ class RequestGate(Generic[C]):
     def release(self, conn: C) -> bool:
         """Releases the request's permit (its handler is done); True if the deadline had shut its socket down."""
         with self._lock:
-            overdue = self._active.pop(conn, None) == _OVERDUE
+            started = self._active.pop(conn, None)
+            overdue = started == _OVERDUE
+            if started is not None:
+                self._sending.add(conn)
             self._lock.notify_all()
             return overdue
 
     def response_sent(self, conn: C, keep: bool) -> Tuple[bool, List[C]]:
         """After ``release``: returns whether the connection stays open (idle) and the idle ones to close."""
         with self._lock:
+            self._sending.discard(conn)
             kept = keep and not self._closing
             evicted = self._evicted(self._idle.add(conn, time.monotonic(), self._pending)) if kept else []
             self._lock.notify_all()
@@ -99,6 +106,7 @@ class RequestGate(Generic[C]):
     def connection_closed(self, conn: C) -> None:
         with self._lock:
             self._idle.take(conn)
+            self._sending.discard(conn)
             self._lock.notify_all()
 
     def overdue(self, deadline: float) -> List[C]:
@@ -120,15 +128,15 @@ class RequestGate(Generic[C]):
             return victims
 
     def wait_drained(self, timeout: float) -> bool:
-        """Waits up to ``timeout`` s until no request is active or about to be; True if none is active."""
+        """Waits up to ``timeout`` s until no request is active, answering or about to be; True if none is left."""
         end = time.monotonic() + max(0.0, timeout)
         with self._lock:
-            while self._active or len(self._idle):
+            while self._active or self._sending or len(self._idle):
                 left = end - time.monotonic()
                 if left <= 0:
                     break
                 self._lock.wait(left)
-            return not self._active
+            return not self._active and not self._sending
 
     def snapshot(self) -> Dict[str, Optional[int]]:
         with self._lock:
