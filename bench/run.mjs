@@ -58,7 +58,8 @@ const HEADERS_TIMEOUT_MS = 10_000
 /** Contended runs are redone once, within this many redos per scenario (keeps the run bounded). */
 const REDO_BUDGET = { hello: 3, overload: 3, stalled: 1 }
 
-const demo = path.join(root, "dist/programs/demo-server.js")
+// CORRAL_DEMO_SERVER: another build of the demo server (a before/after comparison); default: dist.
+const demo = process.env.CORRAL_DEMO_SERVER ?? path.join(root, "dist/programs/demo-server.js")
 const SERVERS = {
   bare: {
     label: "bare node:http",

@@ -1,8 +1,8 @@
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Logger, Ref } from "effect"
+import { Chunk, Deferred, Effect, FiberRef, Logger, Ref, Schedule, Stream, Supervisor } from "effect"
 import { serveHttpApp } from "../../../src/layers/server/BoundedServer.js"
-import { request, waitUntil } from "../../support/rawHttp.js"
+import { connect, request, waitUntil } from "../../support/rawHttp.js"
 
 let serverCount = 0
 const uniqueName = (label: string) => `test-app-${label}-${process.pid}-${serverCount++}`
@@ -13,6 +13,17 @@ const portOf = (address: { readonly _tag: string; readonly port?: number }): num
 }
 
 const quiet = Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(() => {})))
+
+/** Counts every fiber started under it (the request fibers of a server started under `Effect.supervised`). */
+class FiberCounter extends Supervisor.AbstractSupervisor<number> {
+  started = 0
+  get value() {
+    return Effect.sync(() => this.started)
+  }
+  override onStart() {
+    this.started++
+  }
+}
 
 describe("BoundedServer mounted HttpApp", () => {
   it.scopedLive("serves an HttpRouter, with the platform's 404 for an unknown route", () =>
@@ -96,4 +107,70 @@ describe("BoundedServer mounted HttpApp", () => {
       expect(response.status).toBe(200)
       expect(response.body).toBe("done")
     }))
+
+  it.scopedLive("runs the app in the platform's own request fiber: one fiber per request, none forked by the server", () =>
+    Effect.gen(function*() {
+      const counter = new FiberCounter()
+      const app = HttpRouter.empty.pipe(HttpRouter.get("/hello", HttpServerResponse.json({ hello: "world" })))
+      const server = yield* serveHttpApp({ name: uniqueName("fibers") }, app).pipe(Effect.supervised(counter))
+      const port = portOf(server.address)
+      // The first request settles anything started lazily; the count is taken over the next ones.
+      expect((yield* Effect.promise(() => request(port, "/hello"))).status).toBe(200)
+      const before = counter.started
+      for (let i = 0; i < 20; i++) expect((yield* Effect.promise(() => request(port, "/hello"))).status).toBe(200)
+      expect(counter.started - before).toBe(20)
+    }))
+
+  it.scopedLive("a streamed body outlives the deadline once the app has answered", () =>
+    Effect.gen(function*() {
+      const chunks = Stream.fromSchedule(Schedule.spaced("60 millis")).pipe(
+        Stream.take(6),
+        Stream.map((n) => new TextEncoder().encode(`tick ${n}\n`))
+      )
+      const app = HttpRouter.empty.pipe(HttpRouter.get("/stream", Effect.succeed(HttpServerResponse.stream(chunks, { contentType: "text/plain" }))))
+      const server = yield* serveHttpApp({ name: uniqueName("stream"), handlerTimeoutMs: 150 }, app)
+      const response = yield* Effect.promise(() => request(portOf(server.address), "/stream"))
+      expect(response.status).toBe(200)
+      expect(Chunk.size(Chunk.fromIterable(response.body.matchAll(/tick \d/g)))).toBe(6)
+      expect((yield* server.metrics).handler_timeouts_total).toBe(0)
+    }))
+
+  it.scopedLive("a client that leaves ends the app's run: finalizers run, the permit is back, nothing is counted as a failure", () =>
+    Effect.gen(function*() {
+      const finalized = yield* Deferred.make<void>()
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.get("/slow", Effect.sleep("1 hour").pipe(Effect.as(HttpServerResponse.empty()), Effect.ensuring(Deferred.succeed(finalized, undefined)))),
+        HttpRouter.get("/hello", HttpServerResponse.json({ ok: true }))
+      )
+      const server = yield* serveHttpApp({ name: uniqueName("abort"), maxInFlight: 1 }, app)
+      const port = portOf(server.address)
+      const socket = yield* Effect.promise(() => connect(port))
+      socket.write("GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+      yield* Effect.promise(() => waitUntil(async () => (await Effect.runPromise(server.metrics)).in_flight === 1))
+      socket.destroy()
+      yield* Deferred.await(finalized).pipe(Effect.timeout("5 seconds"))
+      yield* Effect.promise(() => waitUntil(async () => (await Effect.runPromise(server.metrics)).in_flight === 0))
+      expect((yield* Effect.promise(() => request(port, "/hello"))).status).toBe(200)
+      expect((yield* server.metrics).handler_errors_total).toBe(0)
+    }).pipe(quiet))
+
+  it.scopedLive("the app sees the fiber refs its server was started with", () =>
+    Effect.gen(function*() {
+      const tenant = FiberRef.unsafeMake("none")
+      const app = HttpRouter.empty.pipe(HttpRouter.get("/tenant", Effect.map(FiberRef.get(tenant), (value) => HttpServerResponse.text(value))))
+      const server = yield* serveHttpApp({ name: uniqueName("refs") }, app).pipe(Effect.locally(tenant, "acme"))
+      const response = yield* Effect.promise(() => request(portOf(server.address), "/tenant"))
+      expect(response.status).toBe(200)
+      expect(response.body).toBe("acme")
+    }))
+
+  it.scopedLive("an app that interrupts itself gave no answer: a counted 500 with a request id", () =>
+    Effect.gen(function*() {
+      const app = HttpRouter.empty.pipe(HttpRouter.get("/gives-up", Effect.interrupt))
+      const server = yield* serveHttpApp({ name: uniqueName("self-interrupt") }, app)
+      const response = yield* Effect.promise(() => request(portOf(server.address), "/gives-up"))
+      expect(response.status).toBe(500)
+      expect(JSON.parse(response.body)).toMatchObject({ error: "handler_defect" })
+      expect((yield* server.metrics).handler_errors_total).toBe(1)
+    }).pipe(quiet))
 })
