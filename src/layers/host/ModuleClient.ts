@@ -28,6 +28,7 @@ import {
 } from "../../services/host/ModuleClient.js"
 import { errorCode } from "../../services/system/ErrorDetails.js"
 import { exceedsJsonDepth, maxJsonDepth } from "../../services/system/JsonDepth.js"
+import { forwardedJson } from "./ForwardedJson.js"
 import { defaultMaxSocketsPerEndpoint, makeModulePool, type ModulePool, type ModulePoolOptions } from "./ModulePool.js"
 
 export { defaultMaxSocketsPerEndpoint }
@@ -53,7 +54,18 @@ class StaleSocket extends Data.TaggedError("StaleSocket")<{ readonly message: st
 
 const isLoopbackEndpoint = Schema.is(LoopbackEndpoint)
 
+/** Endpoints resolved so far (a host has a few): the schema check and URL parse run once per endpoint, not per call. */
+const targets = new Map<string, Target | undefined>()
+const maxCachedTargets = 256
+
 const moduleTarget = (endpoint: string): Target | undefined => {
+  if (targets.has(endpoint)) return targets.get(endpoint)
+  const target = resolveTarget(endpoint)
+  if (targets.size < maxCachedTargets) targets.set(endpoint, target)
+  return target
+}
+
+const resolveTarget = (endpoint: string): Target | undefined => {
   if (endpoint.startsWith(unixEndpointPrefix)) {
     const socketPath = endpoint.slice(unixEndpointPrefix.length)
     return socketPath.startsWith("/") ? { socketPath } : undefined
@@ -255,8 +267,12 @@ export const makeModuleClient = (options: ModuleClientOptions = {}): Effect.Effe
       get: (endpoint, path, limits, headers = {}) => Effect.map(call(pool, "GET", endpoint, path, undefined, limits, headers), readGet),
       postJson: (endpoint, path, body, limits, headers = {}) =>
         Effect.suspend(() => {
-          const encoded = JSON.stringify(body)
-          return call(pool, "POST", endpoint, path, Buffer.from(encoded === undefined ? "null" : encoded, "utf8"), limits, headers)
+          // An envelope the host only forwards goes out as the bytes it came in as, not re-encoded.
+          const forwarded = forwardedJson(body)
+          const bytes = forwarded === undefined
+            ? Buffer.from(JSON.stringify(body) ?? "null", "utf8")
+            : Buffer.from(forwarded.buffer, forwarded.byteOffset, forwarded.byteLength)
+          return call(pool, "POST", endpoint, path, bytes, limits, headers)
         }).pipe(Effect.flatMap((reply) => readPost(endpoint, path, reply)))
     })
   )

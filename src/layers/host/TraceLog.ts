@@ -13,8 +13,10 @@ import { makeRotatingFile, type RotatingFileOptions } from "../system/RotatingFi
 /** Opens both trace files in `traceDir` for the life of the scope. */
 export const makeTraceLogs = (traceDir: string, rotation: RotatingFileOptions): Effect.Effect<TraceLogShape, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const lifecycle = yield* makeRotatingFile(Path.join(traceDir, "lifecycle.jsonl"), rotation)
-    const invocation = yield* makeRotatingFile(Path.join(traceDir, "invocation.jsonl"), rotation)
+    // Buffered: a trace line is written after the request's turn, not on it; the scope's end writes the rest.
+    const buffered = { ...rotation, buffered: true }
+    const lifecycle = yield* makeRotatingFile(Path.join(traceDir, "lifecycle.jsonl"), buffered)
+    const invocation = yield* makeRotatingFile(Path.join(traceDir, "invocation.jsonl"), buffered)
     return {
       lifecycle: (event) => lifecycle.writeLine(JSON.stringify(event)),
       invocation: (record) => invocation.writeLine(JSON.stringify(record))

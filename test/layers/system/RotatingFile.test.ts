@@ -21,6 +21,7 @@ describe("makeRotatingFile", () => {
       yield* file.write(new TextEncoder().encode("two"))
       yield* file.writeLine("")
       yield* file.writeLine("three")
+      yield* file.flush
       expect(read(path)).toBe("one two\nthree\n")
       expect(Fs.statSync(path).mode & 0o777).toBe(0o600)
     }))
@@ -30,6 +31,7 @@ describe("makeRotatingFile", () => {
       const path = freshPath("r.log")
       const file = yield* makeRotatingFile(path, { maxBytes: 10, keep: 2 })
       for (const line of ["aaaa", "bbbb", "cccc", "dddd", "eeee"]) yield* file.writeLine(line)
+      yield* file.flush
       expect(read(path)).toBe("eeee\n")
       expect(read(`${path}.1`)).toBe("cccc\ndddd\n")
       expect(read(`${path}.2`)).toBe("aaaa\nbbbb\n")
@@ -42,6 +44,7 @@ describe("makeRotatingFile", () => {
       const file = yield* makeRotatingFile(path, { maxBytes: 8, keep: 1 })
       yield* file.write("small")
       yield* file.write("0123456789abcdef")
+      yield* file.flush
       expect(read(path)).toBe("0123456789abcdef")
       expect(read(`${path}.1`)).toBe("small")
     }))
@@ -53,6 +56,7 @@ describe("makeRotatingFile", () => {
       Fs.writeFileSync(path, "123456")
       const file = yield* makeRotatingFile(path, { maxBytes: 8, keep: 0 })
       yield* file.write("789")
+      yield* file.flush
       expect(read(path)).toBe("789")
       expect(Fs.readdirSync(Path.dirname(path))).toEqual(["k0.log"])
     }))
@@ -63,10 +67,46 @@ describe("makeRotatingFile", () => {
       const file = yield* makeRotatingFile(path, { maxBytes: 1 << 20, keep: 1 })
       const chunk = (n: number) => `${String(n).padStart(4, "0")}:${"x".repeat(2000)}\n`
       yield* Effect.all(Array.from({ length: 200 }, (_, n) => file.write(chunk(n))), { concurrency: "unbounded" })
+      yield* file.flush
       const lines = read(path).split("\n").filter((line) => line !== "")
       expect(lines).toHaveLength(200)
       expect(new Set(lines.map((line) => line.slice(0, 4))).size).toBe(200)
       for (const line of lines) expect(line).toMatch(/^\d{4}:x{2000}$/)
+    }))
+
+  it.effect("a write only buffers: nothing reaches the file on the writer's turn, all of it after that turn", () =>
+    Effect.gen(function*() {
+      const path = freshPath("buffered.log")
+      const scope = yield* Scope.make()
+      const file = yield* Scope.extend(makeRotatingFile(path, { maxBytes: 1 << 20, keep: 1, buffered: true }), scope)
+      for (let n = 0; n < 100; n++) yield* file.writeLine(`line ${n}`)
+      // Still the writer's turn of the event loop: no synchronous write happened on its path.
+      expect(Fs.existsSync(path)).toBe(false)
+      yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      expect(read(path).split("\n").filter((line) => line !== "")).toHaveLength(100)
+      yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.effect("the scope's finalizer writes everything still buffered before closing", () =>
+    Effect.gen(function*() {
+      const path = freshPath("final.log")
+      const scope = yield* Scope.make()
+      const file = yield* Scope.extend(makeRotatingFile(path, { maxBytes: 1 << 20, keep: 1, buffered: true }), scope)
+      for (let n = 0; n < 500; n++) yield* file.writeLine(`record ${n}`)
+      yield* Scope.close(scope, Exit.void)
+      const lines = read(path).split("\n").filter((line) => line !== "")
+      expect(lines).toHaveLength(500)
+      expect(lines[499]).toBe("record 499")
+    }))
+
+  it.effect("an unbuffered file (child logs) has each write on disk when write returns", () =>
+    Effect.gen(function*() {
+      const path = freshPath("direct.log")
+      const scope = yield* Scope.make()
+      const file = yield* Scope.extend(makeRotatingFile(path, { maxBytes: 1 << 20, keep: 1 }), scope)
+      yield* file.writeLine("now")
+      expect(read(path)).toBe("now\n")
+      yield* Scope.close(scope, Exit.void)
     }))
 
   it.effect("closes on scope close; later writes are dropped", () =>

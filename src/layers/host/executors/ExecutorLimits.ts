@@ -3,7 +3,7 @@
  * waiting (`Busy`), a deadline with a backstop, decision decoding, and the mapping of client and
  * launcher errors to `ExecutorError` reasons.
  */
-import { Effect, Inspectable, Option, ParseResult, Predicate, Schema } from "effect"
+import { Effect, Either, Inspectable, Option, ParseResult, Predicate, Schema } from "effect"
 import type { Phase } from "../../../services/host/Component.js"
 import { ExecutorError, type Executor } from "../../../services/host/Executor.js"
 import { type ComponentConfig, defaultHttpConfig } from "../../../services/host/HostConfig.js"
@@ -60,32 +60,39 @@ export const summarizeInvalid = (answer: unknown, error: ParseResult.ParseError)
   return truncate(parseIssueLines(error).join("; "))
 }
 
+// Built once for the shape, not per answer: an invocation only runs the prebuilt decoder.
+const decodeDecisionEither = Schema.decodeUnknownEither(MiddlewareDecision)
+
 /** Decodes an answer as a `MiddlewareDecision`; an invalid one fails with `InvalidDecision` and what is wrong. */
-export const decodeDecision = (component: string, answer: unknown): Effect.Effect<MiddlewareDecision, ExecutorError> =>
-  Effect.mapError(
-    Schema.decodeUnknown(MiddlewareDecision)(answer),
-    (error) => executorError(component, "InvalidDecision", `invalid decision: ${summarizeInvalid(answer, error)}`)
-  )
+export const decodeDecision = (component: string, answer: unknown): Effect.Effect<MiddlewareDecision, ExecutorError> => {
+  const decoded = decodeDecisionEither(answer)
+  return Either.isRight(decoded)
+    ? Effect.succeed(decoded.right)
+    : Effect.fail(executorError(component, "InvalidDecision", `invalid decision: ${summarizeInvalid(answer, decoded.left)}`))
+}
 
 /**
  * Wraps an invocation in a non-waiting permit (`Busy` when all are held) and a deadline of
  * `deadlineMs` that interrupts it (`Timeout`, reported as `timeoutMs`, the configured limit).
+ * `deadlineMs: "enforced"` adds no deadline: the attempt enforces its own (the module client's timer
+ * destroys the call), and a second one would cost two fibers and a timer per invocation.
  */
 export const bounded = (
   component: string,
   maxConcurrency: number,
   timeoutMs: number,
-  deadlineMs: number,
+  deadlineMs: number | "enforced",
   attempt: (envelope: WorkflowEnvelope) => Effect.Effect<MiddlewareDecision, ExecutorError>
 ): Effect.Effect<Executor> =>
   Effect.map(Effect.makeSemaphore(maxConcurrency), (permits): Executor => ({
     component,
     invoke: (envelope) =>
-      attempt(envelope).pipe(
+      (deadlineMs === "enforced" ? attempt(envelope) : attempt(envelope).pipe(
         Effect.timeoutFail({
           duration: deadlineMs,
           onTimeout: () => executorError(component, "Timeout", `no decision within ${timeoutMs} ms`)
-        }),
+        })
+      )).pipe(
         permits.withPermitsIfAvailable(1),
         Effect.flatMap(Option.match({
           onNone: () =>

@@ -9,7 +9,7 @@ import { ExecutorError, type Executor } from "../../../services/host/Executor.js
 import { ConfigError, defaultHttpConfig } from "../../../services/host/HostConfig.js"
 import { MiddlewareDecision, type WorkflowEnvelope } from "../../../services/host/MiddlewareContract.js"
 import { bearerHeaders, type CallHeaders, deadlineHeader, type ModuleClientShape } from "../../../services/host/ModuleClient.js"
-import { type ExecutorComponent, backstopMs, bounded, decodeDecision, executorError, fromCallError, limitsOf } from "./ExecutorLimits.js"
+import { type ExecutorComponent, bounded, decodeDecision, executorError, fromCallError, limitsOf } from "./ExecutorLimits.js"
 
 /**
  * The headers of one invocation: its absolute deadline (now plus the sooner of the call's timeout and
@@ -22,20 +22,20 @@ const invocationHeaders = (timeoutMs: number, envelope: WorkflowEnvelope, token:
     [deadlineHeader]: String(now + Math.min(timeoutMs, envelope.deadline_ms ?? timeoutMs))
   }))
 
-const invokeOverHttp = (
-  component: ExecutorComponent,
-  client: ModuleClientShape,
-  endpoint: string,
-  token: string | null,
-  envelope: WorkflowEnvelope
-): Effect.Effect<MiddlewareDecision, ExecutorError> => {
-  const http = component.http ?? defaultHttpConfig
+/**
+ * POSTs an envelope to a component's `invoke_path`. No deadline of its own: the module client's timer
+ * (`request_timeout_ms`) ends the call, so `bounded` is told the deadline is `"enforced"`.
+ */
+const invokerOverHttp = (component: ExecutorComponent, client: ModuleClientShape) => {
+  // Per component, not per call.
+  const invokePath = (component.http ?? defaultHttpConfig).invoke_path
   const limits = limitsOf(component)
-  return invocationHeaders(limits.timeoutMs, envelope, token).pipe(
-    Effect.flatMap((headers) => client.postJson(endpoint, http.invoke_path, envelope, limits, headers)),
-    Effect.mapError((error) => fromCallError(component.id, error)),
-    Effect.flatMap((reply) => decodeDecision(component.id, reply.body))
-  )
+  return (endpoint: string, token: string | null, envelope: WorkflowEnvelope): Effect.Effect<MiddlewareDecision, ExecutorError> =>
+    invocationHeaders(limits.timeoutMs, envelope, token).pipe(
+      Effect.flatMap((headers) => client.postJson(endpoint, invokePath, envelope, limits, headers)),
+      Effect.mapError((error) => fromCallError(component.id, error)),
+      Effect.flatMap((reply) => decodeDecision(component.id, reply.body))
+    )
 }
 
 /** A `local_http_json` executor: POSTs the envelope to `http.invoke_path` at `http.endpoint`, a service the host does not run. */
@@ -53,8 +53,9 @@ export const makeLocalHttpExecutor = (
       })
     }
     const { timeoutMs } = limitsOf(component)
-    return yield* bounded(component.id, component.max_concurrency, timeoutMs, timeoutMs + backstopMs, (envelope) =>
-      invokeOverHttp(component, client, endpoint, null, envelope))
+    const invokeOverHttp = invokerOverHttp(component, client)
+    return yield* bounded(component.id, component.max_concurrency, timeoutMs, "enforced", (envelope) =>
+      invokeOverHttp(endpoint, null, envelope))
   })
 
 /**
@@ -70,13 +71,14 @@ export const makeSupervisedHttpExecutor = (
   onTimeout?: Effect.Effect<void>
 ): Effect.Effect<Executor> => {
   const { timeoutMs } = limitsOf(component)
+  const invokeOverHttp = invokerOverHttp(component, client)
   const attempt = (envelope: WorkflowEnvelope): Effect.Effect<MiddlewareDecision, ExecutorError> =>
     Effect.flatMap(route, ({ endpoint, phase, token }) =>
       !isRoutable(phase) || endpoint === null
         ? Effect.fail(executorError(component.id, "NotReady", `not routable in phase ${phase}${endpoint === null ? " (no endpoint)" : ""}`, phase))
-        : invokeOverHttp(component, client, endpoint, token, envelope))
+        : invokeOverHttp(endpoint, token, envelope))
   return Effect.map(
-    bounded(component.id, component.max_concurrency, timeoutMs, timeoutMs + backstopMs, attempt),
+    bounded(component.id, component.max_concurrency, timeoutMs, "enforced", attempt),
     (executor): Executor =>
       onTimeout === undefined ? executor : {
         component: executor.component,
