@@ -21,6 +21,8 @@ import socket
 from collections import OrderedDict
 from typing import Callable, Generic, Hashable, List, Mapping, Optional, TypeVar
 
+from env_settings import positive_int
+
 MAX_IDLE_ENV = "CORRAL_MODULE_MAX_IDLE_CONNECTIONS"
 IDLE_TIMEOUT_ENV = "CORRAL_MODULE_IDLE_TIMEOUT_SEC"
 DEFAULT_MAX_IDLE_CONNECTIONS = 32
@@ -33,16 +35,7 @@ def _env(environ: Optional[Mapping[str, str]]) -> Mapping[str, str]:
 
 def max_idle_from_env(environ: Optional[Mapping[str, str]] = None) -> int:
     """Idle connections kept at most, from ``CORRAL_MODULE_MAX_IDLE_CONNECTIONS`` (default 32); a bad value is an error."""
-    raw = _env(environ).get(MAX_IDLE_ENV, "").strip()
-    if raw == "":
-        return DEFAULT_MAX_IDLE_CONNECTIONS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{MAX_IDLE_ENV} must be a positive integer, got {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"{MAX_IDLE_ENV} must be a positive integer, got {raw!r}")
-    return value
+    return positive_int(MAX_IDLE_ENV, DEFAULT_MAX_IDLE_CONNECTIONS, environ)
 
 
 def idle_timeout_from_env(environ: Optional[Mapping[str, str]] = None) -> float:

@@ -8,9 +8,10 @@ Standard library only.
 """
 from __future__ import annotations
 
-import os
 import socket
 from typing import Mapping, Optional
+
+from env_settings import positive_int
 
 MAX_CONNECTIONS_ENV = "CORRAL_MODULE_MAX_CONNECTIONS"
 DEFAULT_MAX_CONNECTIONS = 32
@@ -32,17 +33,7 @@ _DISCARD_LIMIT = 64 * 1024
 
 def max_connections_from_env(environ: Optional[Mapping[str, str]] = None) -> int:
     """The permit count from ``CORRAL_MODULE_MAX_CONNECTIONS`` (default 32); a bad value is an error."""
-    env = os.environ if environ is None else environ
-    raw = env.get(MAX_CONNECTIONS_ENV, "").strip()
-    if raw == "":
-        return DEFAULT_MAX_CONNECTIONS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{MAX_CONNECTIONS_ENV} must be a positive integer, got {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"{MAX_CONNECTIONS_ENV} must be a positive integer, got {raw!r}")
-    return value
+    return positive_int(MAX_CONNECTIONS_ENV, DEFAULT_MAX_CONNECTIONS, environ)
 
 
 def refuse(sock: socket.socket) -> None:
