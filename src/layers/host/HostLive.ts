@@ -1,7 +1,8 @@
 /**
  * The host as a Layer graph: paths and config → event feed → traces (also published as events and
- * counted in metrics) → supervisor and broker → metrics → executors → hooks → the control server. Built in that order and released in reverse when the layer's scope closes:
- * the control server drains first, then components and backends stop, then traces close.
+ * counted in metrics) → supervisor and broker → metrics → executors → hooks → reload → the control
+ * server. Built in that order and released in reverse when the layer's scope closes: the control
+ * server drains first, then components and backends stop, then traces close.
  */
 import { Context, Effect, Layer } from "effect"
 import type { BackendRegistry } from "../../services/broker/BackendRegistry.js"
