@@ -46,13 +46,28 @@ export const clock = (iso) => {
 /** A 401 from the host: no session, or an expired one. */
 export class Unauthorized extends Error {}
 
+const pageKeyItem = "corral.pageKey";
+
 /**
- * Calls the host's API with the session cookie (the page never holds the token); every unsafe method
- * carries the page's CSRF header. Resolves with the status and the body (parsed when it is JSON).
+ * The session's page key, kept in sessionStorage: per origin (port included), so a page another local user
+ * serves on another port of 127.0.0.1 cannot read it, although the browser sends it the cookie. A new tab
+ * starts without it, so it shows the login form.
+ */
+export const pageKey = {
+  get: () => sessionStorage.getItem(pageKeyItem),
+  set: (key) => sessionStorage.setItem(pageKeyItem, key),
+  clear: () => sessionStorage.removeItem(pageKeyItem),
+};
+
+/**
+ * Calls the host's API with the session cookie (the page never holds the token); every request carries the
+ * session's page key in X-Corral-Page, without which the host refuses the cookie. Resolves with the status
+ * and the body (parsed when it is JSON).
  */
 export const api = async (method, path, body) => {
   const headers = { accept: "application/json" };
-  if (method !== "GET" && method !== "HEAD") headers["x-corral-page"] = "1";
+  const key = pageKey.get();
+  if (key) headers["x-corral-page"] = key;
   if (body !== undefined) headers["content-type"] = "application/json";
   const response = await fetch(path, {
     method, headers, credentials: "same-origin", cache: "no-store", body: body === undefined ? undefined : JSON.stringify(body)

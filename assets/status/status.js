@@ -1,7 +1,7 @@
-// Corral's status page: logs in (the token becomes an HttpOnly session cookie the page never sees),
-// then shows the host's components, hook invocations, broker and resource pressure, kept live by
+// Corral's status page: logs in (the token becomes an HttpOnly session cookie the page never sees, and a
+// page key it keeps in sessionStorage and sends with every request), then shows the host's components, hook invocations, broker and resource pressure, kept live by
 // EventSource('/v1/events') without reloading. Every value from the host goes into the DOM as text.
-import { api, byId, problem, Unauthorized } from "./dom.js";
+import { api, byId, pageKey, problem, Unauthorized } from "./dom.js";
 import { componentsPanel } from "./components.js";
 import { invocationsPanel, loadBroker, loadPressure } from "./panels.js";
 
@@ -52,7 +52,8 @@ const closeEvents = () => { if (live.source) { live.source.close(); live.source 
  */
 const openEvents = () => {
   closeEvents();
-  const source = new EventSource("/v1/events");
+  // EventSource cannot set headers: the page key goes in the query (only this path takes it there).
+  const source = new EventSource(`/v1/events?page_key=${encodeURIComponent(pageKey.get() || "")}`);
   live.source = source;
   source.addEventListener("open", () => { setConnection("live", "live"); resync(); });
   source.addEventListener("error", () => {
@@ -77,6 +78,7 @@ const stopLive = () => {
 /** The login form, and nothing of the host's data left on the page. */
 function showLogin(why) {
   stopLive();
+  pageKey.clear();
   live.lastEventId = 0;
   components.clear();
   invocations.clear();
@@ -104,8 +106,8 @@ const showDashboard = async (list) => {
   await guarded(loadPressure);
 };
 
-/** First paint: the dashboard when the cookie is good, else the login form; an unreachable host is retried. */
-const boot = () => api("GET", "/v1/components")
+/** First paint: the dashboard when the session is good, else the login form; an unreachable host is retried. */
+const boot = () => (pageKey.get() ? api("GET", "/v1/components") : Promise.reject(new Unauthorized("no page key")))
   .then((r) => { if (!r.ok) throw new Error(problem(r)); return showDashboard(r.json.components); })
   .catch((error) => {
     if (error instanceof Unauthorized) { showLogin(); return; }
@@ -120,12 +122,26 @@ byId("login-form").addEventListener("submit", (event) => {
   const token = input.value.trim();
   byId("login-error").textContent = "";
   api("POST", "/v1/session", { token })
-    .then((r) => { input.value = ""; if (r.ok) boot(); else byId("login-error").textContent = `Login failed: ${problem(r)}`; })
+    .then((r) => {
+      input.value = "";
+      if (r.ok && r.json && typeof r.json.key === "string") { pageKey.set(r.json.key); boot(); }
+      else byId("login-error").textContent = `Login failed: ${problem(r)}`;
+    })
     .catch((error) => {
       byId("login-error").textContent = error instanceof Unauthorized ? "That token was not accepted." : `Login failed: ${error.message}`;
     });
 });
+
+/** A login link lands on /#key=<page key>: keep the key, and take it out of the address bar and history. */
+const takeKeyFromUrl = () => {
+  const match = /^#key=([A-Za-z0-9_-]+)$/.exec(location.hash);
+  if (!match) return;
+  pageKey.set(match[1]);
+  history.replaceState(null, "", location.pathname + location.search);
+};
+
 byId("logout").addEventListener("click", () => {
   api("DELETE", "/v1/session").catch(() => undefined).finally(() => showLogin("Logged out."));
 });
+takeKeyFromUrl();
 boot();

@@ -8,7 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { chromiumMissing, collectPageErrors, launchBrowser } from "../support/browser.js"
 import { recordShownPhases, waitForShownPhases } from "../support/pagePhases.js"
-import { startStatusPageStub } from "../support/statusPageStub.js"
+import { startStatusPageStub, stubPageKey } from "../support/statusPageStub.js"
 
 const hostileError = `<img src=x onerror="window.__pwned = 1">module exited with code 1`
 const hostileDescription = `<script>window.__pwned = 2</script>validates`
@@ -74,7 +74,7 @@ describe("status page (against a stand-in API)", () => {
   if (chromiumMissing !== undefined) console.warn(`SKIPPED: ${chromiumMissing}`)
 
   it.scopedLive.skipIf(chromiumMissing !== undefined)(
-    "shows hostile text as text, reports a refused action, sends X-Corral-Page and no token, and fits a narrow window",
+    "shows hostile text as text, reports a refused action, sends its page key and no token, and fits a narrow window",
     () =>
       Effect.gen(function*() {
         const stub = yield* startStatusPageStub(stubData)
@@ -135,7 +135,13 @@ describe("status page (against a stand-in API)", () => {
           "POST /v1/components/middleware.arca/stop",
           "POST /v1/components/middleware.dator/restart"
         ])
-        expect(posts.every((r) => r.headers["x-corral-page"] === "1")).toBe(true)
+        // After the login every call carries the session's page key: the header, or the query on the event stream.
+        const lastLogin = apiCalls.map((r) => r.path).lastIndexOf("/v1/session")
+        const afterLogin = apiCalls.slice(lastLogin + 1)
+        expect(afterLogin.length).toBeGreaterThan(3)
+        expect(afterLogin.filter((r) => r.headers["x-corral-page"] !== stubPageKey && r.path !== `/v1/events?page_key=${stubPageKey}`))
+          .toEqual([])
+        expect(afterLogin.some((r) => r.path === `/v1/events?page_key=${stubPageKey}`)).toBe(true)
         expect(apiCalls.some((r) => r.path === "/v1/components/middleware.dator/logs?tail=50")).toBe(true)
         expect(pageErrors).toEqual([])
       }),

@@ -28,7 +28,7 @@ describe("status page (in chromium, against a real host)", () => {
   if (chromiumMissing !== undefined) console.warn(`SKIPPED: ${chromiumMissing}`)
 
   it.scopedLive.skipIf(chromiumMissing !== undefined)(
-    "logs in, shows both bundled components ready, shows Dator going through starting to ready after Restart without a reload, and takes a one-time link",
+    "logs in, shows both bundled components ready, shows Dator going through starting to ready after Restart without a reload, and takes a one-time link (a new tab logs in again)",
     () =>
       Effect.gen(function*() {
         // The host's modules and the browser start side by side: each takes a second or more.
@@ -88,10 +88,19 @@ describe("status page (in chromium, against a real host)", () => {
           // The one-time link `corral open` prints logs the browser in by itself.
           const link = await control(host, "POST", "/v1/login-links")
           expect(link.status).toBe(201)
+          // It lands on /#key=<page key>: the page keeps the key and takes it out of the address bar.
           await page.goto(String(field(link.body, "url")))
-          expect(page.url()).toBe(`${host.url}/`)
           await page.locator(`${dator}[data-phase="ready"]`).waitFor()
           await page.locator(`${arca}[data-phase="ready"]`).waitFor()
+          expect(page.url()).toBe(`${host.url}/`)
+          expect(await page.evaluate("sessionStorage.getItem('corral.pageKey')")).toMatch(/^[A-Za-z0-9_-]{43}$/)
+
+          // A new tab has the cookie but not the key: it shows the login form.
+          const tab = await page.context().newPage()
+          await tab.goto(host.url)
+          await tab.getByLabel("Control token").waitFor()
+          expect(await tab.locator("[data-component]").count()).toBe(0)
+          await tab.close()
         })
         expect(pageErrors).toEqual([])
       }),

@@ -41,6 +41,9 @@ export interface StatusPageStub {
 }
 
 const sessionCookie = "corral_session=stub-session"
+/** The stub session's page key, which the page must send back as X-Corral-Page (or ?page_key= on the event stream). */
+export const stubPageKey = "stub-page-key"
+const pageKey = stubPageKey
 
 const json = (response: Http.ServerResponse, status: number, body: unknown, headers: Http.OutgoingHttpHeaders = {}): void => {
   response.writeHead(status, { "content-type": "application/json", ...headers })
@@ -86,15 +89,13 @@ export const startStatusPageStub = (data: StubData): Effect.Effect<StatusPageStu
     if (method === "GET" && url.pathname.startsWith("/assets/")) return serveAsset(response, url.pathname.slice("/assets/".length))
     if (url.pathname === "/v1/session" && method === "POST") {
       if (body !== JSON.stringify({ token })) return json(response, 401, { error: "unauthorized", message: "wrong token" }, { "www-authenticate": "Bearer" })
-      response.writeHead(204, { "set-cookie": `${sessionCookie}; HttpOnly; SameSite=Strict; Path=/` })
-      return void response.end()
+      return json(response, 200, { key: pageKey }, { "set-cookie": `${sessionCookie}; HttpOnly; SameSite=Strict; Path=/` })
     }
-    const byCookie = (request.headers.cookie ?? "").split(/;\s*/).includes(sessionCookie)
-    if (!byCookie && request.headers.authorization !== `Bearer ${token}`) {
+    // As the host: the cookie lets a request in only with the session's page key.
+    const givenKey = request.headers["x-corral-page"] ?? (url.pathname === "/v1/events" ? url.searchParams.get("page_key") : null)
+    const bySession = (request.headers.cookie ?? "").split(/;\s*/).includes(sessionCookie) && givenKey === pageKey
+    if (!bySession && request.headers.authorization !== `Bearer ${token}`) {
       return json(response, 401, { error: "unauthorized", message: "log in" }, { "www-authenticate": "Bearer" })
-    }
-    if (byCookie && method !== "GET" && request.headers["x-corral-page"] !== "1") {
-      return json(response, 403, { error: "csrf", message: "send X-Corral-Page: 1" })
     }
     if (url.pathname === "/v1/session" && method === "DELETE") {
       response.writeHead(204, { "set-cookie": "corral_session=; Max-Age=0; Path=/" })

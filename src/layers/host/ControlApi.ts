@@ -64,11 +64,8 @@ const parseJson = (text: string): Either.Either<unknown, string> => {
 export const hookInvocationHandler = (deps: ControlDependencies): RequestHandler => (request) =>
   Effect.gen(function*() {
     if (!isLoopbackHostHeader(request.headers["host"])) return json(403, badHost.error, badHost.message)
-    const verdict = yield* Effect.either(checkRequest(deps.credentials, request.method, request.headers))
-    if (Either.isLeft(verdict)) {
-      const status = verdict.left.error === "csrf" ? 403 : 401
-      return json(status, verdict.left.error, verdict.left.message, status === 401 ? { "www-authenticate": "Bearer" } : undefined)
-    }
+    const verdict = yield* Effect.either(checkRequest(deps.credentials, request.method, request.url, request.headers))
+    if (Either.isLeft(verdict)) return json(401, verdict.left.error, verdict.left.message, { "www-authenticate": "Bearer" })
     const segment = request.path.split("/")[3] ?? ""
     let hook: string
     try {

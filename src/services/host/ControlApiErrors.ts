@@ -11,12 +11,6 @@ export class Unauthorized extends Schema.Class<Unauthorized>("Unauthorized")(
   HttpApiSchema.annotations({ status: 401, description: "no valid bearer token or session cookie" })
 ) {}
 
-/** A cookie-authenticated request that changes something came without `X-Corral-Page: 1`. */
-export class CsrfRefused extends Schema.Class<CsrfRefused>("CsrfRefused")(
-  { error: Schema.tag("csrf"), message: Schema.String },
-  HttpApiSchema.annotations({ status: 403, description: "cookie-authenticated change without X-Corral-Page: 1" })
-) {}
-
 /** The request could not be understood (a bad parameter or body). */
 export class BadRequest extends Schema.Class<BadRequest>("BadRequest")(
   { error: Schema.Literal("bad_request", "bad_envelope", "bad_path", "too_deep"), message: Schema.String },

@@ -9,7 +9,7 @@ import { AdminSnapshot } from "../broker/Broker.js"
 import { ServerMetricsSnapshot } from "../server/BoundedServer.js"
 import { ReadinessDetail, ReadinessWord } from "./ControlReadiness.js"
 import { ComponentView } from "./Component.js"
-import { BadRequest, Busy, ConfigInvalid, CsrfRefused, NotFound, TransitionRefused, Unauthorized } from "./ControlApiErrors.js"
+import { BadRequest, Busy, ConfigInvalid, NotFound, TransitionRefused, Unauthorized } from "./ControlApiErrors.js"
 import { HookResult } from "./HookRunner.js"
 import { HostEvent } from "./HostEvents.js"
 import { FailurePolicy } from "./HostConfig.js"
@@ -19,7 +19,11 @@ import { hostVersion, WorkflowEnvelope } from "./MiddlewareContract.js"
 /** The cookie a login sets (HttpOnly, SameSite=Strict, Path=/). */
 export const sessionCookieName = "corral_session"
 
-/** The header a cookie-authenticated change must carry (the status page sends it; other sites cannot). */
+/**
+ * The header a cookie-authenticated request must carry, with the session's page key (the answer of
+ * `POST /v1/session`, or the `#key=` of the page `GET /login` sends to): the status page sends it; a server
+ * on another port that receives the cookie does not have it, and other sites cannot send it.
+ */
 export const pageHeaderName = "x-corral-page"
 
 const authSchemes = {
@@ -27,15 +31,15 @@ const authSchemes = {
   session: HttpApiSecurity.apiKey({ in: "cookie", key: sessionCookieName })
 }
 
-/** Every `/v1/*` route but the OpenAPI document and the login: the token, or a session cookie (+ CSRF header on changes). */
+/** Every `/v1/*` route but the OpenAPI document and the login: the token, or a session cookie with its page key. */
 export class ControlAuth extends HttpApiMiddleware.Tag<ControlAuth>()("corral/ControlAuth", {
-  failure: Schema.Union(Unauthorized, CsrfRefused),
+  failure: Unauthorized,
   security: authSchemes
 }) {}
 
 /** `/metrics`: the same auth, unless `host.control.metrics_auth` is false. */
 export class MetricsAuth extends HttpApiMiddleware.Tag<MetricsAuth>()("corral/MetricsAuth", {
-  failure: Schema.Union(Unauthorized, CsrfRefused),
+  failure: Unauthorized,
   security: authSchemes
 }) {}
 
@@ -88,7 +92,12 @@ export const RecentEvent = Schema.Struct({ id: Schema.Number, event: HostEvent }
 const events = HttpApiGroup.make("events")
   .add(
     HttpApiEndpoint.get("stream", "/v1/events")
-      .setUrlParams(Schema.Struct({ last_event_id: Schema.optional(Schema.NumberFromString.pipe(Schema.int())) }))
+      .setUrlParams(Schema.Struct({
+        last_event_id: Schema.optional(Schema.NumberFromString.pipe(Schema.int())),
+        page_key: Schema.optional(Schema.String.annotations({
+          description: "the session's page key, for a cookie-authenticated EventSource (which cannot send X-Corral-Page)"
+        }))
+      }))
       .setHeaders(Schema.Struct({ "last-event-id": Schema.optional(Schema.String) }))
       .addSuccess(text("text/event-stream"))
       .addError(Busy)
@@ -140,7 +149,11 @@ const session = HttpApiGroup.make("session")
   .add(
     HttpApiEndpoint.post("login", "/v1/session")
       .setPayload(Schema.Struct({ token: Schema.String }))
-      .addSuccess(HttpApiSchema.NoContent)
+      .addSuccess(Schema.Struct({
+        key: Schema.String.annotations({
+          description: "the session's page key (32 random bytes, base64url): send it as X-Corral-Page with the cookie on every request"
+        })
+      }))
       .addError(Unauthorized)
   )
   .add(HttpApiEndpoint.del("logout", "/v1/session").addSuccess(HttpApiSchema.NoContent).middleware(ControlAuth))
@@ -152,7 +165,7 @@ const session = HttpApiGroup.make("session")
   .add(
     HttpApiEndpoint.get("exchange", "/login")
       .setUrlParams(Schema.Struct({ code: Schema.optional(Schema.String) }))
-      .addSuccess(HttpApiSchema.Empty(303).annotations({ description: "the session cookie is set; go to /" }))
+      .addSuccess(HttpApiSchema.Empty(303).annotations({ description: "the session cookie is set; go to /#key=<page key>" }))
       .addError(text("text/html; charset=utf-8").annotations(HttpApiSchema.annotations({ status: 401 })))
   )
 
@@ -216,7 +229,8 @@ export class ControlApiSpec extends HttpApi.make("corral")
   .annotate(OpenApi.Version, hostVersion)
   .annotate(
     OpenApi.Description,
-    "The host's control API on loopback. /v1/* needs Authorization: Bearer <run/control.token> or the session cookie. " +
+    "The host's control API on loopback. /v1/* needs Authorization: Bearer <run/control.token>, or the session cookie " +
+      "with the session's page key in X-Corral-Page (?page_key= on GET /v1/events). " +
       "A request whose Host is not localhost or a loopback address is refused (403 bad_host)."
   )
   .annotate(OpenApi.Transform, describeBadRequest)

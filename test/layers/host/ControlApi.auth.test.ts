@@ -1,11 +1,11 @@
 /**
  * Who gets in, on the real control server: the Bearer scheme in any case, the status page's cookie login
- * (token or one-time link) with its CSRF rule, logout, `/readyz` and `/metrics` without the token, and
+ * (token or one-time link) with its page key, which the cookie alone never replaces, logout, `/readyz` and `/metrics` without the token, and
  * 405 with `Allow` on a known path.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { startControlHost } from "./control/controlHost.js"
+import { readStream, startControlHost } from "./control/controlHost.js"
 
 const cookieOf = (setCookie: string | null): string => (setCookie ?? "").split(";")[0] ?? ""
 
@@ -28,7 +28,7 @@ describe("control API: auth", () => {
       expect(JSON.parse(invoke.body)).toMatchObject({ decision: { decision: "allow" } })
     }))
 
-  it.scopedLive("logs in with the token for an HttpOnly SameSite=Strict cookie; changes by cookie need X-Corral-Page; logout ends it", () =>
+  it.scopedLive("logs in with the token for an HttpOnly SameSite=Strict cookie and a page key; the cookie needs the key; logout ends it", () =>
     Effect.gen(function*() {
       const host = yield* startControlHost()
       const wrong = yield* host.open("/v1/session", { method: "POST", body: JSON.stringify({ token: "nope" }), headers: { "content-type": "application/json" } })
@@ -39,32 +39,84 @@ describe("control API: auth", () => {
         body: JSON.stringify({ token: host.token }),
         headers: { "content-type": "application/json" }
       })
-      expect(login.status).toBe(204)
+      expect(login.status).toBe(200)
       const setCookie = login.headers.get("set-cookie") ?? ""
       expect(setCookie).toMatch(/^corral_session=[A-Za-z0-9_-]{43};/)
       expect(setCookie).toContain("HttpOnly")
       expect(setCookie).toContain("SameSite=Strict")
       expect(setCookie).toContain("Path=/")
+      const { key } = JSON.parse(login.body) as { key: string }
+      expect(Buffer.from(key, "base64url").length).toBe(32)
+      expect(setCookie).not.toContain(key)
       const cookie = { cookie: cookieOf(setCookie) }
+      const page = { ...cookie, "x-corral-page": key }
 
-      expect((yield* host.open("/v1/components", { headers: cookie })).status).toBe(200)
-      // A change by cookie alone is what a cross-site form could send: refused.
-      const forged = yield* host.open("/v1/components/middleware.arca/restart", { method: "POST", headers: cookie })
-      expect(forged.status).toBe(403)
-      expect(JSON.parse(forged.body)).toMatchObject({ error: "csrf", message: expect.stringContaining("X-Corral-Page: 1") })
+      expect((yield* host.open("/v1/components", { headers: page })).status).toBe(200)
+      // The old constant header is no key; nor is another session's key.
+      const other = JSON.parse((yield* host.open("/v1/session", {
+        method: "POST",
+        body: JSON.stringify({ token: host.token }),
+        headers: { "content-type": "application/json" }
+      })).body) as { key: string }
+      for (const given of ["1", other.key]) {
+        const forged = yield* host.open("/v1/components/middleware.arca/restart", { method: "POST", headers: { ...cookie, "x-corral-page": given } })
+        expect(forged.status).toBe(401)
+        expect(JSON.parse(forged.body)).toMatchObject({ error: "unauthorized", message: expect.stringContaining("log in again") })
+      }
       const forgedHook = yield* host.open("/v1/hooks/ingress/invoke", {
         method: "POST",
         headers: { ...cookie, "content-type": "application/json" },
         body: JSON.stringify({ id: "e-1", subject: "alice", payload: {} })
       })
-      expect(forgedHook.status).toBe(403)
-      const fromPage = yield* host.open("/v1/components/middleware.arca/restart", { method: "POST", headers: { ...cookie, "x-corral-page": "1" } })
+      expect(forgedHook.status).toBe(401)
+      expect(forgedHook.body).toContain("log in again")
+      const hookFromPage = yield* host.open("/v1/hooks/ingress/invoke", {
+        method: "POST",
+        headers: { ...page, "content-type": "application/json" },
+        body: JSON.stringify({ id: "e-2", subject: "alice", payload: {} })
+      })
+      expect(hookFromPage.status).toBe(200)
+      const fromPage = yield* host.open("/v1/components/middleware.arca/restart", { method: "POST", headers: page })
       expect(fromPage.status).toBe(202)
 
-      const logout = yield* host.open("/v1/session", { method: "DELETE", headers: { ...cookie, "x-corral-page": "1" } })
+      const logout = yield* host.open("/v1/session", { method: "DELETE", headers: page })
       expect(logout.status).toBe(204)
       expect(logout.headers.get("set-cookie")).toContain("Max-Age=0")
-      expect((yield* host.open("/v1/components", { headers: cookie })).status).toBe(401)
+      expect((yield* host.open("/v1/components", { headers: page })).status).toBe(401)
+    }))
+
+  it.scopedLive("the cookie alone, as a server on another port would replay it, opens nothing; with the page key it does", () =>
+    Effect.gen(function*() {
+      const host = yield* startControlHost()
+      const login = yield* host.open("/v1/session", {
+        method: "POST",
+        body: JSON.stringify({ token: host.token }),
+        headers: { "content-type": "application/json" }
+      })
+      const cookie = { cookie: cookieOf(login.headers.get("set-cookie")) }
+      const { key } = JSON.parse(login.body) as { key: string }
+      const replay = { ...cookie, "x-corral-page": "1" }
+
+      // GET is refused too: reading the components or the events is the operator's.
+      const list = yield* host.open("/v1/components", { headers: cookie })
+      expect(list.status).toBe(401)
+      expect(list.headers.get("www-authenticate")).toBe("Bearer")
+      expect(JSON.parse(list.body)).toMatchObject({ error: "unauthorized", message: expect.stringContaining("log in again") })
+      expect((yield* host.open("/v1/components", { headers: replay })).status).toBe(401)
+      const events = yield* Effect.promise(() => readStream(host.port, "/v1/events", cookie, { timeoutMs: 2_000 }))
+      expect(events.status).toBe(401)
+      // The key in the query counts only on the event stream.
+      expect((yield* host.open(`/v1/components?page_key=${key}`, { headers: cookie })).status).toBe(401)
+      const restart = yield* host.open("/v1/components/middleware.arca/restart", { method: "POST", headers: replay })
+      expect(restart.status).toBe(401)
+
+      const page = { ...cookie, "x-corral-page": key }
+      expect((yield* host.open("/v1/components", { headers: page })).status).toBe(200)
+      const stream = (path: string, headers: Record<string, string>) =>
+        Effect.promise(() => readStream(host.port, path, headers, { until: (text) => text.includes(": connected"), timeoutMs: 2_000 }))
+      expect((yield* stream("/v1/events", page)).status).toBe(200)
+      expect((yield* stream(`/v1/events?page_key=${encodeURIComponent(key)}`, cookie)).status).toBe(200)
+      expect((yield* host.open("/v1/components/middleware.arca/restart", { method: "POST", headers: page })).status).toBe(202)
     }))
 
   it.scopedLive("a one-time login link logs in once, then is refused", () =>
@@ -80,9 +132,12 @@ describe("control API: auth", () => {
       const link = new URL(url)
       const first = yield* host.open(`${link.pathname}${link.search}`)
       expect(first.status).toBe(303)
-      expect(first.headers.get("location")).toBe("/")
+      // The page key rides in the fragment, which the browser keeps to itself.
+      const key = /^\/#key=([A-Za-z0-9_-]{43})$/.exec(first.headers.get("location") ?? "")?.[1] ?? ""
+      expect(Buffer.from(key, "base64url").length).toBe(32)
       const cookie = cookieOf(first.headers.get("set-cookie"))
-      expect((yield* host.open("/v1/components", { headers: { cookie } })).status).toBe(200)
+      expect((yield* host.open("/v1/components", { headers: { cookie } })).status).toBe(401)
+      expect((yield* host.open("/v1/components", { headers: { cookie, "x-corral-page": key } })).status).toBe(200)
       const second = yield* host.open(`${link.pathname}${link.search}`)
       expect(second.status).toBe(401)
       expect(second.headers.get("content-type")).toContain("text/html")

@@ -134,15 +134,21 @@ describe("control API: logout really ends a session", () => {
       Fs.writeFileSync(log, "one\n")
       const login = yield* host.open("/v1/session", { method: "POST", body: JSON.stringify({ token: host.token }), headers: { "content-type": "application/json" } })
       const cookie = { cookie: cookieOf(login.headers.get("set-cookie")) }
+      const { key } = JSON.parse(login.body) as { key: string }
+      const page = { ...cookie, "x-corral-page": key }
       const logout = () =>
         new Promise((resolve) => setTimeout(resolve, 300)).then(() =>
-          fetch(`http://127.0.0.1:${host.port}/v1/session`, { method: "DELETE", headers: { ...cookie, "x-corral-page": "1" } }))
+          fetch(`http://127.0.0.1:${host.port}/v1/session`, { method: "DELETE", headers: page }))
       const started = Date.now()
       const timed = <A>(read: Promise<A>) => read.then((result) => ({ ...result, afterMs: Date.now() - started }))
       const [events, follow, byToken] = yield* Effect.promise(() =>
         Promise.all([
-          timed(readStream(host.port, "/v1/events", cookie, { timeoutMs: testTiming.maxStreamMs + 2_000, whileOpen: logout })),
-          timed(readStream(host.port, "/v1/components/middleware.dator/logs?follow=1", cookie, { timeoutMs: testTiming.maxStreamMs + 2_000 })),
+          // The event stream as EventSource opens it (the key in the query); the follow as fetch does (the header).
+          timed(readStream(host.port, `/v1/events?page_key=${encodeURIComponent(key)}`, cookie, {
+            timeoutMs: testTiming.maxStreamMs + 2_000,
+            whileOpen: logout
+          })),
+          timed(readStream(host.port, "/v1/components/middleware.dator/logs?follow=1", page, { timeoutMs: testTiming.maxStreamMs + 2_000 })),
           readStream(host.port, "/v1/events", host.auth, { timeoutMs: 1_200 })
         ]))
       expect(events.status).toBe(200)

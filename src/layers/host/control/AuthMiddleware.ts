@@ -1,6 +1,6 @@
 /**
  * The `HttpApi` security middlewares of the control API: `ControlAuth` (the token as a Bearer credential,
- * else a session cookie with the CSRF rule) and `MetricsAuth` (the same, unless `host.control.metrics_auth`
+ * else a session cookie with its page key) and `MetricsAuth` (the same, unless `host.control.metrics_auth`
  * is false in the config now).
  */
 import { HttpServerRequest } from "@effect/platform"
@@ -13,7 +13,7 @@ const bearerOf = (credentials: ControlCredentials) =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => checkBearer(credentials, request.headers))
 
 const sessionOf = (credentials: ControlCredentials) =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => checkSession(credentials, request.method, request.headers))
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => checkSession(credentials, request.method, request.url, request.headers))
 
 /** `ControlAuth` for the host's token and sessions. */
 export const ControlAuthLive = (credentials: ControlCredentials): Layer.Layer<ControlAuth> =>

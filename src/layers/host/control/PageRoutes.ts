@@ -12,7 +12,7 @@ import { contentType as prometheusContentType } from "../../system/PrometheusTex
 import type { ControlDependencies } from "./ControlDependencies.js"
 import { hookSpecsOf } from "./HostRoutes.js"
 import { checkRequest, clearedSessionCookie, cookieValue, isToken, sessionCookie, unauthorized } from "./RequestAuth.js"
-import { sessionLifetimeMs } from "./Sessions.js"
+import { type OpenedSession, sessionLifetimeMs } from "./Sessions.js"
 import { pageHeaders } from "./SecurityHeaders.js"
 import { readAsset } from "./StaticAssets.js"
 
@@ -44,7 +44,7 @@ export const probeRoutes = (deps: ControlDependencies) =>
         Effect.gen(function*() {
           const server = yield* deps.server
           const detail = hostReadiness(yield* server.readiness, yield* deps.supervisor.list, hookSpecsOf(yield* deps.config))
-          const authorized = yield* Effect.either(checkRequest(deps.credentials, request.method, request.headers))
+          const authorized = yield* Effect.either(checkRequest(deps.credentials, request.method, request.url, request.headers))
           // Without credentials only the word: component ids, phases and errors are the operator's.
           const body = Either.isRight(authorized) ? detail : { status: detail.status }
           return HttpServerResponse.unsafeJson(body, { status: detail.ready ? 200 : 503, headers: { "cache-control": "no-store" } })
@@ -66,8 +66,12 @@ export const sessionRoutes = (deps: ControlDependencies) =>
     handlers
       .handle("login", ({ payload }) =>
         isToken(payload.token.trim(), deps.credentials.token)
-          ? Effect.map(deps.credentials.sessions.open, (id) =>
-            HttpServerResponse.empty({ status: 204, headers: { "set-cookie": sessionCookie(id, sessionMaxAgeSec) } }))
+          ? Effect.map(deps.credentials.sessions.open, ({ id, key }) =>
+            // The key goes in the body, for the page to keep: the cookie alone does not let a request in.
+            HttpServerResponse.unsafeJson({ key }, {
+              status: 200,
+              headers: { "set-cookie": sessionCookie(id, sessionMaxAgeSec), "cache-control": "no-store" }
+            }))
           : Effect.fail(unauthorized))
       .handle("logout", ({ request }) => {
         const id = cookieValue(request.headers["cookie"], sessionCookieName)
@@ -85,14 +89,15 @@ export const sessionRoutes = (deps: ControlDependencies) =>
         }))
       .handle("exchange", ({ urlParams }) =>
         Effect.map(
-          urlParams.code === undefined ? Effect.succeed(Option.none<string>()) : deps.credentials.sessions.redeem(urlParams.code),
+          urlParams.code === undefined ? Effect.succeed(Option.none<OpenedSession>()) : deps.credentials.sessions.redeem(urlParams.code),
           Option.match({
             onNone: () =>
               HttpServerResponse.text(loginRefusedPage, { status: 401, contentType: "text/html; charset=utf-8", headers: pageHeaders }),
-            onSome: (id) =>
+            onSome: ({ id, key }) =>
               HttpServerResponse.empty({
                 status: 303,
-                headers: { location: "/", "set-cookie": sessionCookie(id, sessionMaxAgeSec), "cache-control": "no-store" }
+                // A fragment is never sent to a server (and Referrer-Policy is no-referrer): only the page reads it.
+                headers: { location: `/#key=${key}`, "set-cookie": sessionCookie(id, sessionMaxAgeSec), "cache-control": "no-store" }
               })
           })
         )))

@@ -1,11 +1,14 @@
 /**
  * Who may use the control API: a request with `Authorization: Bearer <run/control.token>` (the scheme in any
- * case), or one with a live session cookie; a cookie-authenticated change (not GET/HEAD) must also carry
- * `X-Corral-Page: 1`, which a page on another site cannot send without a CORS preflight the host never grants.
+ * case), or one with a live session cookie and that session's page key in `X-Corral-Page` (any method, GET
+ * too). The cookie alone is not enough: a browser sends it to every port of 127.0.0.1, so a server another
+ * local user runs there would receive it; the key lives only in the status page's `sessionStorage`, which is
+ * per origin (port included). `EventSource` cannot set headers, so `GET /v1/events` also takes `?page_key=`.
+ * A page on another site cannot send the header without a CORS preflight the host never grants.
  */
 import { timingSafeEqual } from "node:crypto"
 import { Effect, Stream } from "effect"
-import { CsrfRefused, Unauthorized } from "../../../services/host/ControlApiErrors.js"
+import { Unauthorized } from "../../../services/host/ControlApiErrors.js"
 import { pageHeaderName, sessionCookieName } from "../../../services/host/ControlApiSpec.js"
 import type { SessionStore } from "./Sessions.js"
 
@@ -49,10 +52,23 @@ export const unauthorized = new Unauthorized({
   message: "send Authorization: Bearer <run/control.token> (the file in the host's data dir), or log in on the status page"
 })
 
-/** The answer to a cookie-authenticated change without the page's header. */
-export const csrfRefused = new CsrfRefused({
-  message: "a cookie-authenticated request other than GET/HEAD must carry X-Corral-Page: 1 (the status page sends it)"
+/** The answer to a session cookie without its page key (or with another's). */
+export const pageKeyMissing = new Unauthorized({
+  message: "the session cookie came without its page key (X-Corral-Page): log in again on the status page " +
+    "(a new tab has no key), or send Authorization: Bearer <run/control.token>"
 })
+
+/** The one path whose page key may come as `?page_key=` (`EventSource` cannot set headers). */
+export const pageKeyQueryPath = "/v1/events"
+
+/** The page key a request carries: the `X-Corral-Page` header, else `?page_key=` on `GET /v1/events`. */
+export const pageKeyOf = (method: string, url: string, headers: AuthHeaders): string | undefined => {
+  const header = single(headers[pageHeaderName])
+  if (header !== undefined && header.length > 0) return header
+  const query = url.indexOf("?")
+  if (method !== "GET" || query === -1 || url.slice(0, query) !== pageKeyQueryPath) return undefined
+  return new URLSearchParams(url.slice(query + 1)).get("page_key") ?? undefined
+}
 
 const carriesToken = (credentials: ControlCredentials, headers: AuthHeaders): boolean => {
   const given = bearerCredentials(single(headers["authorization"]))
@@ -63,28 +79,28 @@ const carriesToken = (credentials: ControlCredentials, headers: AuthHeaders): bo
 export const checkBearer = (credentials: ControlCredentials, headers: AuthHeaders): Effect.Effect<void, Unauthorized> =>
   carriesToken(credentials, headers) ? Effect.void : Effect.fail(unauthorized)
 
-/** Succeeds when the request carries a live session cookie, and the page header if it changes something. */
+/** Succeeds when the request carries a live session cookie and that session's page key. */
 export const checkSession = (
   credentials: ControlCredentials,
   method: string,
+  url: string,
   headers: AuthHeaders
-): Effect.Effect<void, Unauthorized | CsrfRefused> => {
+): Effect.Effect<void, Unauthorized> => {
   const id = cookieValue(single(headers["cookie"]), sessionCookieName)
   if (id === undefined || id.length === 0) return Effect.fail(unauthorized)
-  return Effect.flatMap(credentials.sessions.isOpen(id), (open): Effect.Effect<void, Unauthorized | CsrfRefused> => {
-    if (!open) return Effect.fail(unauthorized)
-    const changes = method !== "GET" && method !== "HEAD"
-    return changes && single(headers[pageHeaderName]) !== "1" ? Effect.fail(csrfRefused) : Effect.void
-  })
+  const key = pageKeyOf(method, url, headers)
+  if (key === undefined) return Effect.fail(pageKeyMissing)
+  return Effect.flatMap(credentials.sessions.isOpen(id, key), (open) => open ? Effect.void : Effect.fail(pageKeyMissing))
 }
 
 /** The token, else a session: the first that holds lets the request in. */
 export const checkRequest = (
   credentials: ControlCredentials,
   method: string,
+  url: string,
   headers: AuthHeaders
-): Effect.Effect<void, Unauthorized | CsrfRefused> =>
-  Effect.catchAll(checkBearer(credentials, headers), () => checkSession(credentials, method, headers))
+): Effect.Effect<void, Unauthorized> =>
+  Effect.catchAll(checkBearer(credentials, headers), () => checkSession(credentials, method, url, headers))
 
 /**
  * `stream`, for an authorized request: when the request came in on a session (not the token), it ends as

@@ -10,16 +10,29 @@ describe("Sessions", () => {
   it.effect("a session is open for 12 hours, then not; a closed one at once", () =>
     Effect.gen(function*() {
       const store = yield* makeSessionStore
-      const id = yield* store.open
+      const { id, key } = yield* store.open
       expect(Buffer.from(id, "base64url").length).toBe(32)
+      expect(Buffer.from(key, "base64url").length).toBe(32)
       yield* TestClock.adjust("11 hours")
-      expect(yield* store.isOpen(id)).toBe(true)
+      expect(yield* store.isOpen(id, key)).toBe(true)
       yield* TestClock.adjust("1 hour")
-      expect(yield* store.isOpen(id)).toBe(false)
+      expect(yield* store.isOpen(id, key)).toBe(false)
       const other = yield* store.open
-      yield* store.close(other)
-      expect(yield* store.isOpen(other)).toBe(false)
-      expect(yield* store.isOpen("made-up")).toBe(false)
+      yield* store.close(other.id)
+      expect(yield* store.isOpen(other.id, other.key)).toBe(false)
+      expect(yield* store.isOpen("made-up", other.key)).toBe(false)
+    }))
+
+  it.effect("a session opens only with its own page key", () =>
+    Effect.gen(function*() {
+      const store = yield* makeSessionStore
+      const first = yield* store.open
+      const second = yield* store.open
+      expect(first.key).not.toBe(second.key)
+      expect(yield* store.isOpen(first.id, first.key)).toBe(true)
+      expect(yield* store.isOpen(first.id, second.key)).toBe(false)
+      expect(yield* store.isOpen(first.id, "")).toBe(false)
+      expect(yield* store.isOpen(first.id, "1")).toBe(false)
     }))
 
   it.effect("a login code opens one session within 60 s, once", () =>
@@ -28,7 +41,7 @@ describe("Sessions", () => {
       const { code, expiresAtMs } = yield* store.issueCode
       expect(expiresAtMs).toBe(60_000)
       const session = yield* store.redeem(code)
-      expect(Option.isSome(session) && (yield* store.isOpen(session.value))).toBe(true)
+      expect(Option.isSome(session) && (yield* store.isOpen(session.value.id, session.value.key))).toBe(true)
       expect(Option.isNone(yield* store.redeem(code))).toBe(true)
       const late = yield* store.issueCode
       yield* TestClock.adjust("60 seconds")
@@ -41,18 +54,18 @@ describe("Sessions", () => {
       const first = yield* store.open
       const second = yield* store.open
       for (let i = 2; i < maxSessions; i++) yield* store.open
-      expect(yield* store.isOpen(first)).toBe(true)
+      expect(yield* store.isOpen(first.id, first.key)).toBe(true)
       const newest = yield* store.open
-      expect(yield* store.isOpen(first)).toBe(false)
-      expect(yield* store.isOpen(second)).toBe(true)
-      expect(yield* store.isOpen(newest)).toBe(true)
+      expect(yield* store.isOpen(first.id, first.key)).toBe(false)
+      expect(yield* store.isOpen(second.id, second.key)).toBe(true)
+      expect(yield* store.isOpen(newest.id, newest.key)).toBe(true)
     }))
 
   it.effect("ended completes when the session is closed, expires or is pushed out, and not before", () =>
     Effect.gen(function*() {
       const store = yield* makeSessionStore
-      const closed = yield* store.open
-      const expiring = yield* store.open
+      const closed = (yield* store.open).id
+      const expiring = (yield* store.open).id
       const whenClosed = yield* Effect.fork(store.ended(closed))
       const whenExpired = yield* Effect.fork(store.ended(expiring))
       yield* TestClock.adjust("1 hour")
@@ -63,7 +76,7 @@ describe("Sessions", () => {
       yield* TestClock.adjust("11 hours")
       yield* Fiber.join(whenExpired)
 
-      const oldest = yield* store.open
+      const oldest = (yield* store.open).id
       const whenPushedOut = yield* Effect.fork(store.ended(oldest))
       for (let i = 0; i < maxSessions; i++) yield* store.open
       yield* Fiber.join(whenPushedOut)
