@@ -1,6 +1,6 @@
 /**
  * What each config field means, for the JSON Schema editors read (`ConfigSchema`), keyed by its path
- * (`*`: any key of a map). Kept beside `HostConfig`'s doc comments; a test fails when a field of the
+ * (`*`: every key of a map). Kept beside `HostConfig`'s doc comments; a test fails when a field of the
  * generated schema has no entry here, so a new field cannot ship undescribed.
  */
 

@@ -102,7 +102,7 @@ export const makeExecutableDigests = (
       Effect.mapError(checkExecutableTrusted(executable), (untrusted) =>
         launchFailed(service, `refusing to run ${executable} (${where(service)}): ${untrusted.message}`))
 
-    /** The stamp of the file the path names now (symlinks followed): any change to its bytes, mode or owner changes it. */
+    /** The stamp of the file the path names now (symlinks followed): a change to its bytes, mode or owner changes it. */
     const stampOf = (service: string, executable: string): Effect.Effect<string, BackendError> =>
       Effect.flatMap(
         Effect.try({ try: () => Fs.statSync(executable, { bigint: true }), catch: cannot(service, executable) }),
