@@ -6,9 +6,10 @@
  */
 import * as Fs from "node:fs/promises"
 import * as Http from "node:http"
-import * as Path from "node:path"
 import { Effect, ParseResult, Schema } from "effect"
 import { errorCode, errorText } from "../../services/system/ErrorDetails.js"
+import { hostPaths } from "../host/HostPaths.js"
+import { bundledModulesDir } from "./HostLocation.js"
 import { hostPidState } from "./HostLiveness.js"
 
 /** The data dir the CLI acts on, and whether the user named it (then hints repeat `--data-dir`). */
@@ -57,23 +58,23 @@ const noHost = (target: HostTarget, why: string): ControlCallError =>
 /** Finds the host running in `target.dataDir`, or says there is none and how to start one. */
 export const locateHost = (target: HostTarget): Effect.Effect<ControlEndpoint, ControlCallError> =>
   Effect.gen(function*() {
-    const run = Path.join(target.dataDir, "run")
+    const paths = hostPaths(target.dataDir, bundledModulesDir)
     const text = yield* Effect.tryPromise({
-      try: () => Fs.readFile(Path.join(run, "control.json"), "utf8"),
+      try: () => Fs.readFile(paths.controlJson, "utf8"),
       catch: (error) => errorCode(error) === "ENOENT" ? noHost(target, "no run/control.json") : noHost(target, `run/control.json: ${errorText(error)}`)
     })
     const control = yield* Schema.decodeUnknown(Schema.parseJson(ControlFile))(text).pipe(
       Effect.mapError(() => noHost(target, "run/control.json is not a host's"))
     )
-    const pidState = yield* hostPidState(control.pid, Path.join(run, "host.lock"))
+    const pidState = yield* hostPidState(control.pid, paths.hostLock)
     if (pidState === "exited") return yield* noHost(target, `run/control.json names pid ${control.pid}, which has exited`)
     if (pidState === "reused") return yield* noHost(target, `run/control.json names pid ${control.pid}, which is another process now`)
     const token = yield* Effect.tryPromise({
-      try: () => Fs.readFile(Path.join(run, "control.token"), "utf8"),
+      try: () => Fs.readFile(paths.controlToken, "utf8"),
       catch: (error) =>
         errorCode(error) === "ENOENT"
           ? noHost(target, "no run/control.token")
-          : new ControlCallError({ reason: "unreachable", message: `cannot read the control token ${Path.join(run, "control.token")}: ${errorText(error)}; run corral as the host's user` })
+          : new ControlCallError({ reason: "unreachable", message: `cannot read the control token ${paths.controlToken}: ${errorText(error)}; run corral as the host's user` })
     })
     return { target, url: control.url.replace(/\/$/, ""), token: token.trim(), instance: `${control.pid}@${control.started_at ?? ""}` }
   })
