@@ -6,6 +6,7 @@
  * rest of the body (a 1 GiB chunked body, say) to keep the connection alive.
  */
 import type * as Http from "node:http"
+import { closeLingering } from "./LingeringClose.js"
 
 /** Whether a request announces a body: chunked, or a non-zero `Content-Length`. */
 export const announcesBody = (req: Http.IncomingMessage): boolean => {
@@ -63,11 +64,11 @@ export const limitRequestBody = (
 
 /**
  * Answers 413 with `Connection: close` if nothing was sent yet (node:http then closes the socket once
- * the response is written); a response already under way cannot change, so the socket is destroyed.
+ * the response is written); a response already under way cannot change, so the connection is closed.
  */
 export const answerTooLarge = (res: Http.ServerResponse, body: string): void => {
   if (res.headersSent || res.writableEnded) {
-    res.socket?.destroy()
+    if (res.socket !== null) closeLingering(res.socket)
     return
   }
   res.shouldKeepAlive = false

@@ -8,6 +8,8 @@ import type * as Net from "node:net"
 import { Clock, Effect, Runtime } from "effect"
 import type { Scope } from "effect"
 import type { BoundAddress, ServeError } from "../../services/server/BoundedServer.js"
+import { announcesBody } from "./BodyLimit.js"
+import { closeLingering, lingerIfBodyPending } from "./LingeringClose.js"
 import { makeConnectionGate, overCapacityHttpResponse } from "./ConnectionGate.js"
 import { runDrain, type ServerCore } from "./ServerCore.js"
 
@@ -64,6 +66,7 @@ export const makeHttpTransport = (
     // learns which connections are busy, to close only idle ones when capacity is short.
     http.on("request", (req: Http.IncomingMessage, res: Http.ServerResponse) => {
       gate.requestStarted(req.socket)
+      if (announcesBody(req)) lingerIfBodyPending(req)
       res.once("close", () => gate.requestFinished(req.socket))
       listener(req, res)
     })
@@ -74,9 +77,8 @@ export const makeHttpTransport = (
       }
       const [status, name] = clientErrorStatus(error.code)
       core.metrics.clientError()
-      // Destroyed once the answer is written: the rest of a bad request is not worth reading.
-      socket.setTimeout(100, () => socket.destroy())
-      socket.end(fixedHttpResponse(status, name), () => socket.destroy())
+      // The rest of a bad request is not worth reading: closed once the client had time to read the answer.
+      closeLingering(socket, fixedHttpResponse(status, name))
     })
     // node:http arms its per-connection header and request timeout checker on 'listening'; this
     // parser never listens itself (the gate does), so start the checker as listen would.
