@@ -110,7 +110,7 @@ export const serveHttpApp = <E, R>(
   Effect.gen(function*() {
     const decoded = yield* decodeBoundedServerConfig(config)
     const core = yield* makeServerCore(decoded)
-    // The platform captures the runtime here: request fibers inherit it, without runtime metrics.
+    // The listener captures the runtime here: request fibers inherit it, without runtime metrics.
     const listener = yield* makeHttpAppListener(core, app, options.routeOf).pipe(
       Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.disable(RuntimeFlags.RuntimeMetrics)),
       options.tracing === true ? identity : Effect.locally(HttpMiddleware.currentTracerDisabledWhen, () => true)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, FiberRef, FiberRefs, HashSet, Runtime } from "effect"
+import { Context, Effect, FiberRef, FiberRefs, HashSet, Runtime } from "effect"
 import { withoutDefaultRefs } from "../../../src/layers/server/LeanRuntime.js"
 
 const custom = FiberRef.unsafeMake("initial")
@@ -26,5 +26,15 @@ describe("withoutDefaultRefs", () => {
       expect(Runtime.runSync(lean)(FiberRef.get(FiberRef.currentMaxOpsBeforeYield))).toBe(
         Runtime.runSync(runtime)(FiberRef.get(FiberRef.currentMaxOpsBeforeYield))
       )
+    }))
+
+  it.effect("leaves the context ref out (a fork sets it from the runtime), and its fibers still see the runtime's services", () =>
+    Effect.gen(function*() {
+      class Greeting extends Context.Tag("test/Greeting")<Greeting, string>() {}
+      const runtime = yield* Effect.runtime<Greeting>().pipe(Effect.provideService(Greeting, "hello"))
+      expect(HashSet.has(FiberRefs.fiberRefs(runtime.fiberRefs), FiberRef.currentContext)).toBe(true)
+      const lean = withoutDefaultRefs(runtime)
+      expect(HashSet.has(FiberRefs.fiberRefs(lean.fiberRefs), FiberRef.currentContext)).toBe(false)
+      expect(Runtime.runSync(lean)(Greeting)).toBe("hello")
     }))
 })
