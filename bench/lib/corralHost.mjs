@@ -11,12 +11,13 @@ export const corralJs = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 /**
  * Runs `corral up --data-dir dataDir` behind `commandPrefix` (e.g. `taskset -c 0`) and resolves
  * `{ proc, up, stderr }` once it printed its `up` event (30 s at most). BENCH_HOST_NODE_FLAGS (e.g.
- * "--cpu-prof --cpu-prof-dir=/tmp/p") goes to the host's node, for diagnosis.
+ * "--cpu-prof --cpu-prof-dir=/tmp/p") goes to the host's node, for diagnosis. `detached`: the host leads
+ * its own session and process group (the fault campaign tells its processes from the bench's that way).
  */
-export const startCorralHost = async ({ dataDir, commandPrefix }) => {
+export const startCorralHost = async ({ dataDir, commandPrefix, detached = false }) => {
   const nodeFlags = (process.env.BENCH_HOST_NODE_FLAGS ?? "").split(" ").filter((f) => f.length > 0)
   const argvHost = [...commandPrefix, process.execPath, ...nodeFlags, corralJs, "up", "--data-dir", dataDir]
-  const proc = spawn(argvHost[0], argvHost.slice(1), { stdio: ["ignore", "pipe", "pipe"], env: process.env })
+  const proc = spawn(argvHost[0], argvHost.slice(1), { stdio: ["ignore", "pipe", "pipe"], env: process.env, detached })
   const exited = track(proc, "corral host")
   let stderrTail = ""
   proc.stderr.on("data", (c) => {

@@ -16,3 +16,24 @@ export const percentile = (sorted, q) => {
 
 /** `n` with `digits` decimals, or "–" when it is not a finite number. */
 export const fmt = (n, digits = 3) => (Number.isFinite(n) ? n.toFixed(digits) : "–")
+
+/** Least-squares slope of `ys` over `xs` (same length, at least 2 points); NaN otherwise. */
+export const leastSquaresSlope = (xs, ys) => {
+  const n = Math.min(xs.length, ys.length)
+  if (n < 2) return Number.NaN
+  let sx = 0
+  let sy = 0
+  for (let i = 0; i < n; i++) {
+    sx += xs[i]
+    sy += ys[i]
+  }
+  const mx = sx / n
+  const my = sy / n
+  let sxy = 0
+  let sxx = 0
+  for (let i = 0; i < n; i++) {
+    sxy += (xs[i] - mx) * (ys[i] - my)
+    sxx += (xs[i] - mx) ** 2
+  }
+  return sxx === 0 ? Number.NaN : sxy / sxx
+}
