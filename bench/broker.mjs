@@ -3,7 +3,7 @@
 // cold start of 200 concurrent hellos for a backend whose executable is Node itself (~95 MB: the
 // broker hashes the executable before its first launch).
 //
-//   node bench/broker.mjs [--hellos N=2000] [--reps N=3] [--clients N=64] [--cold N=1000]
+//   node bench/broker.mjs [--hellos N=2000] [--reps N=3] [--ablation-requests N=3000] [--clients N=64] [--cold N=1000]
 //                         [--cold-reps N=2] [--cold-modes retry,window,pipelined] [--window N=250]
 //                         [--delay-ready S=0.3] [--big N=200] [--part warm|cold|big|all] [--json out.json] [--no-pin] [--wait-quiet S=30]
 //
@@ -39,12 +39,13 @@ const nodeEchoBackend = "require('node:net').createServer((s) => s.pipe(s)).list
 
 const { argv, die, flag, numFlag, intFlag, has, exitWithUsageIfAsked } = parseArgs("bench/broker")
 exitWithUsageIfAsked(
-  "usage: node bench/broker.mjs [--hellos N=2000] [--reps N=3] [--clients N=64] [--cold N=1000] [--cold-reps N=2]\n" +
+  "usage: node bench/broker.mjs [--hellos N=2000] [--reps N=3] [--ablation-requests N=3000] [--clients N=64] [--cold N=1000] [--cold-reps N=2]\n" +
     "                             [--cold-modes retry,window,pipelined] [--window N=250] [--delay-ready S=0.3]\n" +
     "                             [--big N=200] [--part warm|cold|big|all] [--json out.json] [--no-pin] [--wait-quiet S=30]\n"
 )
 const HELLOS = intFlag("hellos", 2000)
 const REPS = intFlag("reps", 3)
+const ABLATION_N = intFlag("ablation-requests", 3000)
 const CLIENTS = intFlag("clients", 64)
 const COLD = intFlag("cold", 1000)
 const BIG = intFlag("big", 200)
@@ -423,32 +424,63 @@ async function warmBench(host, warmServices) {
   const ablationService = warmServices[next++]
   await exchange(socketPath, [helloFrame(ablationService)])
   const ablationPid = (await backendInfo(socketPath, ablationService)).pid
-  const ablation = []
-  for (const [name, makeFrame, expected] of [
+  // The host's own background CPU (timers, sweepers, health checks) while nobody calls the broker:
+  // subtracted from each ablation point for its "net" figure (ticks are 10 ms: use enough requests).
+  await waitQuietBeforePoint()
+  const idleTicks0 = cpuTicks(host.proc.pid)
+  const idle0 = nowMs()
+  await sleep(3_000)
+  const idleUsPerMs = ((cpuTicks(host.proc.pid) - idleTicks0) * 10_000) / (nowMs() - idle0)
+  log(`  host idle CPU: ${fmt(idleUsPerMs * 1000 / 1e4, 2)}% of a core`)
+  const kinds = [
     ["admin healthz (frame + serve loop)", () => encodeFrame({ type: "admin", verb: "healthz", request_id: `a${++requestCounter}` }), "admin.healthz"],
     ["hello, unknown service (+ rate limit, definition lookup)", () => helloFrame("no-such-service"), "unknown_service"],
     ["hello, warm backend (+ executable stat, registry, liveness probe)", () => helloFrame(ablationService), "hello.ok"]
-  ]) {
-    const n = Math.min(HELLOS, 1000)
-    await waitQuietBeforePoint()
-    const hostBefore = cpuTicks(host.proc.pid)
-    const backendBefore = cpuTicks(ablationPid)
-    const t0 = nowMs()
-    const { lat, errors, firstError } = await persistent(socketPath, ablationService, n, 1, BURST, makeFrame, expected)
-    const wall = nowMs() - t0
-    const row = {
-      name,
-      requests: n,
-      errors,
-      first_error: firstError ?? null,
-      ...summarize(lat),
-      per_s: n / (wall / 1000),
-      broker_cpu_us_per_request: ((cpuTicks(host.proc.pid) - hostBefore) * 10_000) / n,
-      backend_cpu_us_per_request: ((cpuTicks(ablationPid) - backendBefore) * 10_000) / n
+  ]
+  const ablationRuns = []
+  for (let rep = 0; rep < REPS; rep++) {
+    for (const [name, makeFrame, expected] of kinds) {
+      const n = ABLATION_N
+      await waitQuietBeforePoint()
+      const hostBefore = cpuTicks(host.proc.pid)
+      const backendBefore = cpuTicks(ablationPid)
+      const t0 = nowMs()
+      const { lat, errors, firstError } = await persistent(socketPath, ablationService, n, 1, BURST, makeFrame, expected)
+      const wall = nowMs() - t0
+      const hostUs = (cpuTicks(host.proc.pid) - hostBefore) * 10_000
+      const run = {
+        name,
+        rep: rep + 1,
+        requests: n,
+        errors,
+        first_error: firstError ?? null,
+        ...summarize(lat),
+        per_s: n / (wall / 1000),
+        broker_cpu_us_per_request: hostUs / n,
+        broker_net_cpu_us_per_request: (hostUs - idleUsPerMs * wall) / n,
+        backend_cpu_us_per_request: ((cpuTicks(ablationPid) - backendBefore) * 10_000) / n
+      }
+      ablationRuns.push(run)
+      log(`  ablation rep ${rep + 1} ${name}: p50 ${fmt(run.p50_ms)} ms, broker CPU ${run.broker_cpu_us_per_request.toFixed(0)} µs/request (net of idle ${run.broker_net_cpu_us_per_request.toFixed(0)}), errors ${errors}`)
     }
-    ablation.push(row)
-    log(`  ablation ${name}: p50 ${fmt(row.p50_ms)} ms, broker CPU ${row.broker_cpu_us_per_request.toFixed(0)} µs/request, errors ${errors}`)
   }
+  const ablation = kinds.map(([name]) => {
+    const rs = ablationRuns.filter((r) => r.name === name)
+    return {
+      name,
+      requests: ABLATION_N,
+      reps: rs.length,
+      errors: rs.reduce((a, r) => a + r.errors, 0),
+      p50_ms: median(rs.map((r) => r.p50_ms)),
+      p99_ms: median(rs.map((r) => r.p99_ms)),
+      per_s: median(rs.map((r) => r.per_s)),
+      broker_cpu_us_per_request: median(rs.map((r) => r.broker_cpu_us_per_request)),
+      broker_cpu_min: Math.min(...rs.map((r) => r.broker_cpu_us_per_request)),
+      broker_cpu_max: Math.max(...rs.map((r) => r.broker_cpu_us_per_request)),
+      broker_net_cpu_us_per_request: median(rs.map((r) => r.broker_net_cpu_us_per_request)),
+      backend_cpu_us_per_request: median(rs.map((r) => r.backend_cpu_us_per_request))
+    }
+  })
   const probe = await rateLimitProbe(socketPath, ablationService, BURST * 2 + 50)
   log(`  rate-limit probe: ${JSON.stringify(probe.counts)}, first rate_limited at hello ${probe.first_rate_limited_at}`)
   const summary = scenarios.map((s) => {
@@ -469,7 +501,7 @@ async function warmBench(host, warmServices) {
       contended: rs.filter((r) => r.contended).length
     }
   })
-  return { runs, summary, ablation, rate_limit_probe: probe }
+  return { runs, summary, ablation, ablation_runs: ablationRuns, host_idle_cpu_us_per_ms: idleUsPerMs, rate_limit_probe: probe }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -786,12 +818,14 @@ function printWarm(result) {
   out.push("")
   out.push("(latency percentiles over successful hellos; hellos/s over all replies)")
   out.push("")
-  out.push("ablation (one persistent connection per 100 requests, sequential, 1 run):")
+  out.push(`ablation (one persistent connection per 100 requests, sequential, ${ABLATION_N} requests per point, medians of ${REPS} reps; ` +
+    `"net": minus the host's idle CPU, ${fmt(result.host_idle_cpu_us_per_ms * 100 / 1e3, 2)}% of a core, over the point's wall time):`)
   out.push("")
-  out.push("| request | p50 ms | p99 ms | req/s | broker CPU µs/req | backend CPU µs/req | errors |")
-  out.push("|---|---:|---:|---:|---:|---:|---:|")
+  out.push("| request | p50 ms | p99 ms | req/s | broker CPU µs/req (min–max) | net of idle | backend CPU µs/req | errors |")
+  out.push("|---|---:|---:|---:|---:|---:|---:|---:|")
   for (const a of result.ablation) {
-    out.push(`| ${a.name} | ${fmt(a.p50_ms)} | ${fmt(a.p99_ms)} | ${a.per_s.toFixed(0)} | ${a.broker_cpu_us_per_request.toFixed(0)} | ${a.backend_cpu_us_per_request.toFixed(0)} | ${a.errors} |`)
+    out.push(`| ${a.name} | ${fmt(a.p50_ms)} | ${fmt(a.p99_ms)} | ${a.per_s.toFixed(0)} | ${a.broker_cpu_us_per_request.toFixed(0)} (${a.broker_cpu_min.toFixed(0)}–${a.broker_cpu_max.toFixed(0)}) | ` +
+      `${a.broker_net_cpu_us_per_request.toFixed(0)} | ${a.backend_cpu_us_per_request.toFixed(0)} | ${a.errors} |`)
   }
   out.push("")
   out.push(`first hello of each run (launches its backend, no ready delay): median ${fmt(median(result.runs.map((r) => r.launch_ms)), 1)} ms`)

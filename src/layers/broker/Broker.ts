@@ -8,12 +8,17 @@
 import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { Clock, Deferred, Duration, Effect, Either, Layer, Option, Ref, Schedule, Schema } from "effect"
+import { Clock, Effect, Either, Layer, Option, Ref } from "effect"
 import type { Scope } from "effect"
-import { readFdCounts } from "../system/FdUsage.js"
 import { privateDirectory } from "../system/PrivateDirectory.js"
-import { type FdPressureState, defaultFdPressurePolicy, initialFdPressureState, step as fdStep } from "../../services/policies/FdPressure.js"
-import { defaultRateLimitPolicy, initialRateLimitState, take as takeToken } from "../../services/policies/RateLimit.js"
+import { defaultFdPressurePolicy } from "../../services/policies/FdPressure.js"
+import {
+  defaultRateLimitPolicy,
+  initialRateLimitState,
+  type RateDecision,
+  type RateLimitState,
+  take as takeToken
+} from "../../services/policies/RateLimit.js"
 import type { BoundedConnection } from "../../services/server/BoundedConnection.js"
 import { type BoundedServerConfigError, ServeError } from "../../services/server/BoundedServer.js"
 import { type AdminSnapshot, Broker, type BrokerShape } from "../../services/broker/Broker.js"
@@ -21,7 +26,7 @@ import { BackendRegistry } from "../../services/broker/BackendRegistry.js"
 import {
   type AdminRequest,
   BrokerErrorCode,
-  BrokerReply,
+  type BrokerReply,
   type ErrorReply,
   type HelloRequest
 } from "../../services/broker/BrokerProtocol.js"
@@ -31,9 +36,11 @@ import { BackendRegistryLive } from "./registry/BackendRegistry.js"
 import { brokerEventPublisher } from "./BrokerEvents.js"
 import { countHello, countReject, registerBrokerMetrics } from "./BrokerMetrics.js"
 import { serveConnections } from "../server/BoundedServer.js"
-import { decodeRequest, encodeFrame, FrameDecoder } from "./BrokerFraming.js"
+import { decodeRequest, type FrameResult } from "./BrokerFraming.js"
+import { makeFrameReads } from "./FrameReads.js"
+import { encodeReply } from "./ReplyEncoding.js"
 import { ServiceDefinitionsLive } from "./ServiceDefinitions.js"
-import { errorCode } from "../../services/system/ErrorDetails.js"
+import { makeBrokerFdGuard } from "./BrokerFdGuard.js"
 
 /** Where the broker lives and how patient it is. */
 export interface BrokerOptions {
@@ -47,21 +54,10 @@ export interface BrokerOptions {
 
 const codes: ReadonlyArray<BrokerErrorCode> = BrokerErrorCode.literals
 
-/** How often the broker reads its descriptor usage from /proc while no accept needs a reading. */
-export const fdSampleIntervalMs = 250
+export { fdSampleIntervalMs } from "./BrokerFdGuard.js"
 
-interface Counters {
-  readonly hellos: number
-  readonly rejects: Readonly<Record<BrokerErrorCode, number>>
-}
-
-const encodeReply = (reply: BrokerReply): Uint8Array => {
-  const encoded = encodeFrame(Schema.encodeSync(BrokerReply)(reply))
-  if (Either.isRight(encoded)) return encoded.right
-  // Only an echoed, enormous request_id can make a reply too large: answer without it.
-  const fallback = encodeFrame({ type: "error", code: "bad_frame", message: "reply too large (request_id too long?)" })
-  return Either.getOrElse(fallback, () => new Uint8Array(0))
-}
+/** A reply, and whether the connection closes after it (a bad frame). */
+type Answer = readonly [BrokerReply, boolean]
 
 /** Serves the broker in the current scope on the registry in context; closing the scope drains it. */
 const serveBroker = (
@@ -78,53 +74,18 @@ const serveBroker = (
     const instance = `broker-${randomBytes(4).toString("hex")}`
     const startedAt = yield* Clock.currentTimeMillis
     const readDeadlineMs = options.readDeadlineMs ?? 10_000
-    const counters = yield* Ref.make<Counters>({
-      hellos: 0,
-      rejects: Object.fromEntries(codes.map((code) => [code, 0])) as Record<BrokerErrorCode, number>
-    })
-    const fdGuard = yield* Ref.make<FdPressureState>(initialFdPressureState)
-    const rateLimits = yield* Ref.make(initialRateLimitState)
+    // Plain counters: only this broker's fibers touch them, each update synchronous (no Ref allocation per hello).
+    const counters = { hellos: 0, rejects: Object.fromEntries(codes.map((code) => [code, 0])) as Record<BrokerErrorCode, number> }
+    const fdGuard = makeBrokerFdGuard()
     const accepting = yield* Ref.make(true)
-    // Completed when the broker starts draining: a connection idle between frames ends at once.
-    const draining = yield* Deferred.make<void>()
-    const openConnections = yield* Ref.make(0)
+    const reads = yield* makeFrameReads(readDeadlineMs)
+    let openConnections = 0
     const publishEvent = yield* brokerEventPublisher
     yield* registerBrokerMetrics
 
-    // Accepts that cannot reach the low watermark since the last reading (each adds one descriptor at
-    // most): only past them, or while demoted, does an accept read /proc itself.
-    const acceptsUntilCheck = yield* Ref.make(0)
-    const observeFds = (event: "Accepted" | "Sampled") =>
-      Effect.flatMap(readFdCounts, (usage) =>
-        usage === "unknown"
-          ? Effect.void
-          : Effect.zipRight(
-            Ref.set(
-              acceptsUntilCheck,
-              usage === "exhausted"
-                ? 0
-                : Math.max(0, Math.floor(defaultFdPressurePolicy.lowWatermark * usage.softLimit) - usage.openFds)
-            ),
-            Ref.update(fdGuard, (state) =>
-              fdStep(
-                defaultFdPressurePolicy,
-                state,
-                usage === "exhausted" ? { _tag: "AcceptFailed", code: "EMFILE" } : { _tag: event, ...usage }
-              ).state)
-          ))
-    /**
-     * Per accept, /proc/self/fd is read (O(open fds)) only while demoted or once enough accepts since the
-     * last reading could have reached the low watermark; before that an accept changes nothing, and the
-     * sampler below (and accept failures) catch other rises.
-     */
-    const observeAccept = Effect.flatMap(
-      Effect.zip(Ref.get(fdGuard), Ref.getAndUpdate(acceptsUntilCheck, (left) => Math.max(0, left - 1))),
-      ([guard, left]) => (guard.demoted || left === 0 ? observeFds("Accepted") : Effect.void)
-    )
-
     const reject = (code: BrokerErrorCode, message: string, requestId: string | undefined, retryAfterMs?: number): Effect.Effect<ErrorReply> =>
       Effect.as(
-        Effect.zipRight(Ref.update(counters, (c) => ({ ...c, rejects: { ...c.rejects, [code]: c.rejects[code] + 1 } })), countReject(code)),
+        Effect.zipRight(Effect.sync(() => counters.rejects[code]++), countReject(code)),
         {
           type: "error",
           code,
@@ -151,45 +112,39 @@ const serveBroker = (
         )
         : countHello("ok")
 
-    const hello = (request: HelloRequest, peer: string): Effect.Effect<BrokerReply> =>
-      Effect.tap(helloReply(request, peer), observeHello(request))
+    const hello = (request: HelloRequest, rateLimit: (now: number) => RateDecision): Effect.Effect<BrokerReply> =>
+      Effect.tap(helloReply(request, rateLimit), observeHello(request))
 
-    const helloReply = (request: HelloRequest, peer: string): Effect.Effect<BrokerReply> =>
-      Effect.gen(function*() {
-        yield* Ref.update(counters, (c) => ({ ...c, hellos: c.hellos + 1 }))
-        const guard = yield* Ref.get(fdGuard)
+    // No generator on the way of a hello: each step is one flatMap or match.
+    const helloReply = (request: HelloRequest, rateLimit: (now: number) => RateDecision): Effect.Effect<BrokerReply> =>
+      Effect.clockWith((clock) => {
+        counters.hellos++
+        const guard = fdGuard.current()
         if (guard.demoted) {
-          return yield* reject("overloaded", `broker is short of file descriptors (${guard.lastReason ?? "demoted"})`, request.request_id, defaultFdPressurePolicy.retryAfterMs)
+          return reject("overloaded", `broker is short of file descriptors (${guard.lastReason ?? "demoted"})`, request.request_id, defaultFdPressurePolicy.retryAfterMs)
         }
-        const now = yield* Clock.currentTimeMillis
-        const decision = yield* Ref.modify(rateLimits, (state) => {
-          const { decision, state: next } = takeToken(defaultRateLimitPolicy, state, peer, now)
-          return [decision, next] as const
-        })
+        const decision = rateLimit(clock.unsafeCurrentTimeMillis())
         if (!decision.allowed) {
-          return yield* reject("rate_limited", `too many hellos from this connection`, request.request_id, decision.retryAfterMs)
+          return reject("rate_limited", `too many hellos from this connection`, request.request_id, decision.retryAfterMs)
         }
-        const acquired = yield* Effect.either(registry.acquire(request.service, request.version))
-        if (Either.isLeft(acquired)) {
-          const error = acquired.left
-          return yield* reject(error.code, error.message, request.request_id, error.retryAfterMs)
-        }
-        const backend = acquired.right
-        return {
-          type: "hello.ok",
-          ...(request.request_id === undefined ? {} : { request_id: request.request_id }),
-          service: request.service,
-          version: backend.version,
-          endpoint: backend.endpoint,
-          instance: backend.instance,
-          launched: backend.launched
-        } as const
+        return Effect.matchEffect(registry.acquire(request.service, request.version), {
+          onFailure: (error) => reject(error.code, error.message, request.request_id, error.retryAfterMs),
+          onSuccess: (backend): Effect.Effect<BrokerReply> =>
+            Effect.succeed({
+              type: "hello.ok",
+              ...(request.request_id === undefined ? {} : { request_id: request.request_id }),
+              service: request.service,
+              version: backend.version,
+              endpoint: backend.endpoint,
+              instance: backend.instance,
+              launched: backend.launched
+            })
+        })
       })
 
     const snapshot: Effect.Effect<AdminSnapshot> = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const c = yield* Ref.get(counters)
-      const guard = yield* Ref.get(fdGuard)
+      const guard = fdGuard.current()
       const registryCounters = yield* registry.counters
       return {
         instance,
@@ -197,18 +152,18 @@ const serveBroker = (
         socket: socketPath,
         uptime_sec: Math.round((now - startedAt) / 100) / 10,
         accepting: yield* Ref.get(accepting),
-        connections_open: yield* Ref.get(openConnections),
+        connections_open: openConnections,
         demoted: guard.demoted,
         backends: yield* registry.snapshot,
         spawn_budgets: yield* registry.spawnBudgets,
         counters: {
-          hellos: c.hellos,
+          hellos: counters.hellos,
           launches: registryCounters.launches,
           coalesced_waits: registryCounters.coalescedWaits,
           launch_failures: registryCounters.launchFailures,
           demotions: guard.demotions,
           recoveries: guard.recoveries,
-          rejects: c.rejects
+          rejects: { ...counters.rejects }
         }
       }
     })
@@ -223,7 +178,7 @@ const serveBroker = (
             case "healthz":
               return Effect.succeed({ status: "ok" })
             case "readyz":
-              return Effect.map(Effect.all([Ref.get(accepting), Ref.get(fdGuard)]), ([open, guard]) => ({ ready: open && !guard.demoted }))
+              return Effect.map(Ref.get(accepting), (open) => ({ ready: open && !fdGuard.current().demoted }))
             case "shutdown":
               return Effect.as(Effect.forkDaemon(options.onShutdown ?? Effect.void), { accepted: true })
           }
@@ -231,63 +186,58 @@ const serveBroker = (
         return { type: `admin.${request.verb}`, ...(request.request_id === undefined ? {} : { request_id: request.request_id }), body } as const
       })
 
-    /** Reads the next whole frame within the read deadline; `None` once the peer has finished. */
-    const serve = (connection: BoundedConnection): Effect.Effect<void> =>
-      Effect.gen(function*() {
-        yield* Ref.update(openConnections, (n) => n + 1)
-        yield* observeAccept
-        const decoder = new FrameDecoder()
+    /** The reply to one frame; a bad frame is answered and closes the connection. */
+    const answer = (result: FrameResult, rateLimit: (now: number) => RateDecision): Effect.Effect<Answer> => {
+      if (Either.isLeft(result)) return Effect.map(reject("bad_frame", result.left.message, undefined), (error) => [error, true] as const)
+      const request = decodeRequest(result.right)
+      if (Either.isLeft(request)) {
+        const { code, message, request_id } = request.left
+        return Effect.map(reject(code, message, request_id), (error) => [error, code === "bad_frame"] as const)
+      }
+      const reply = request.right.type === "hello" ? hello(request.right, rateLimit) : admin(request.right)
+      return Effect.map(reply, (ok) => [ok, false] as const)
+    }
+
+    /** Answers each whole frame in order, for as long as the peer sends them within the read deadline. */
+    const serve = (connection: BoundedConnection): Effect.Effect<void> => {
+      const frames = reads.connection(connection)
+      // The connection's own token bucket: the limit is per connection, so its state is too (a shared
+      // map of every connection's bucket was copied on every hello).
+      let buckets: RateLimitState = initialRateLimitState
+      const rateLimit = (now: number): RateDecision => {
+        const { decision, state } = takeToken(defaultRateLimitPolicy, buckets, connection.id, now)
+        buckets = state
+        return decision
+      }
+      return Effect.gen(function*() {
+        openConnections++
+        yield* fdGuard.observeAccept
         while (true) {
-          const deadline = (yield* Clock.currentTimeMillis) + readDeadlineMs
-          let results: ReadonlyArray<Either.Either<unknown, { readonly message: string }>> = []
-          while (results.length === 0) {
-            const remaining = deadline - (yield* Clock.currentTimeMillis)
-            const read = connection.read.pipe(
-              Effect.timeout(Duration.millis(Math.max(1, remaining))),
-              Effect.option,
-              Effect.map(Option.flatten),
-              Effect.orElseSucceed(() => Option.none<Uint8Array>())
-            )
-            const chunk = yield* (decoder.pending() === 0
-              ? Effect.raceFirst(read, Effect.as(Deferred.await(draining), Option.none<Uint8Array>()))
-              : read)
-            if (Option.isNone(chunk)) return
-            results = decoder.push(chunk.value)
-          }
-          for (const result of results) {
-            if (Either.isLeft(result)) {
-              const error = yield* reject("bad_frame", result.left.message, undefined)
-              yield* connection.write(encodeReply(error)).pipe(Effect.ignore)
-              return
-            }
-            const request = decodeRequest(result.right)
-            if (Either.isLeft(request)) {
-              const { code, message, request_id } = request.left
-              const error = yield* reject(code, message, request_id)
-              yield* connection.write(encodeReply(error)).pipe(Effect.ignore)
-              if (code === "bad_frame") return
-              continue
-            }
-            const reply = request.right.type === "hello" ? yield* hello(request.right, connection.id) : yield* admin(request.right)
+          const batch = yield* frames.next
+          if (Option.isNone(batch)) return
+          for (const result of batch.value) {
+            const [reply, close] = yield* answer(result, rateLimit)
             yield* connection.write(encodeReply(reply)).pipe(Effect.ignore)
+            if (close) return
           }
         }
-      }).pipe(Effect.ensuring(Ref.update(openConnections, (n) => n - 1)))
+      }).pipe(Effect.ensuring(Effect.sync(() => {
+        openConnections--
+        frames.close()
+      })))
+    }
 
     yield* serveConnections(
       { name: "broker", path: socketPath, maxConnections: options.maxConnections ?? 256, handlerTimeoutMs: 3_600_000 },
       serve,
       {
         overCapacityReply: encodeReply({ type: "error", code: "overloaded", message: "broker at its connection limit", retry_after_ms: 100 }),
-        onAcceptError: (error) =>
-          Ref.update(fdGuard, (state) =>
-            fdStep(defaultFdPressurePolicy, state, { _tag: "AcceptFailed", code: errorCode(error) ?? "UNKNOWN" }).state)
+        onAcceptError: fdGuard.acceptFailed
       }
     )
     Fs.chmodSync(socketPath, 0o600)
-    yield* observeFds("Sampled")
-    yield* Effect.forkScoped(Effect.interruptible(Effect.repeat(observeFds("Sampled"), Schedule.spaced(fdSampleIntervalMs))))
-    yield* Effect.addFinalizer(() => Effect.zipRight(Ref.set(accepting, false), Deferred.succeed(draining, undefined)))
+    yield* fdGuard.startSampling
+    yield* Effect.addFinalizer(() => Effect.zipRight(Ref.set(accepting, false), Effect.sync(reads.drain)))
     return { socketPath, snapshot }
   })
 

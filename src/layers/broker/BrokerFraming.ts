@@ -31,7 +31,6 @@ export interface RequestRejection {
   readonly request_id?: string
 }
 
-const utf8Encoder = new TextEncoder()
 // `fatal` rejects malformed UTF-8; `ignoreBOM` keeps a BOM in the text so JSON.parse refuses it.
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
@@ -54,12 +53,18 @@ export const encodeFrame = (value: unknown): Either.Either<Uint8Array, FrameErro
   if (text === undefined) {
     return Either.left(new FrameError({ reason: "InvalidJson", message: `value has no JSON form (${typeof value})` }))
   }
-  const body = utf8Encoder.encode(text)
-  const refused = lengthError(body.length)
+  return encodeTextFrame(text)
+}
+
+/** JSON text already written (the broker's replies) as one frame; Left when it is over 65,536 bytes of UTF-8. */
+export const encodeTextFrame = (text: string): Either.Either<Uint8Array, FrameError> => {
+  const length = Buffer.byteLength(text, "utf8")
+  const refused = lengthError(length)
   if (refused !== undefined) return Either.left(refused)
-  const frame = new Uint8Array(frameHeaderBytes + body.length)
-  new DataView(frame.buffer).setUint32(0, body.length, false)
-  frame.set(body, frameHeaderBytes)
+  // One allocation: the header and the body are written into the frame itself.
+  const frame = Buffer.allocUnsafe(frameHeaderBytes + length)
+  frame.writeUInt32BE(length, 0)
+  frame.write(text, frameHeaderBytes, "utf8")
   return Either.right(frame)
 }
 
@@ -146,6 +151,9 @@ const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
 
 const isAdminVerb = Schema.is(AdminVerb)
+// Built once: a decoder per call would rebuild its parser from the AST on every frame.
+const decodeHello = Schema.decodeUnknownEither(HelloRequest)
+const decodeAdmin = Schema.decodeUnknownEither(AdminRequest)
 
 /** Characters of a client's string quoted back in a rejection (so the error reply stays small). */
 const quotedLength = 64
@@ -176,7 +184,7 @@ export const decodeRequest = (value: unknown): Either.Either<BrokerRequest, Requ
     if (typeof protocol === "number" && protocol !== brokerProtocolVersion) {
       return reject("unsupported", `protocol: this broker speaks protocol ${brokerProtocolVersion}, not ${protocol}`)
     }
-    return Schema.decodeUnknownEither(HelloRequest)(value).pipe(
+    return decodeHello(value).pipe(
       Either.orElse((error) => reject("bad_frame", firstIssue(error)))
     )
   }
@@ -185,7 +193,7 @@ export const decodeRequest = (value: unknown): Either.Either<BrokerRequest, Requ
     if (typeof verb === "string" && !isAdminVerb(verb)) {
       return reject("unsupported", `verb: unknown admin verb ${quote(verb)}`)
     }
-    return Schema.decodeUnknownEither(AdminRequest)(value).pipe(
+    return decodeAdmin(value).pipe(
       Either.orElse((error) => reject("bad_frame", firstIssue(error)))
     )
   }

@@ -13,7 +13,7 @@
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { Clock, Effect, Either, Layer, Ref, Schema } from "effect"
+import { Effect, Either, Layer, Schema } from "effect"
 import { ServiceName } from "../../services/broker/BrokerProtocol.js"
 import { ConfigError } from "../../services/host/HostConfig.js"
 import {
@@ -122,23 +122,25 @@ export const makeServiceDefinitions = (
 ): Effect.Effect<ServiceDefinitionsShape> =>
   Effect.gen(function*() {
     const root = Path.resolve(dir)
-    const cache = yield* Ref.make<ReadonlyMap<string, CachedDefinition>>(new Map())
+    // A plain map: every read and write is one synchronous step of this reader's own code.
+    const cache = new Map<string, CachedDefinition>()
 
     const unknown = (name: string, file: string, reason: string) => Effect.fail(new UnknownService({ service: name, file, reason }))
 
+    // One step per hello while the file is unchanged: a stat and a cache read, no generator.
     const lookup = (name: string): Effect.Effect<ServiceDefinition, ConfigError | UnknownService | UntrustedFile> =>
-      Effect.gen(function*() {
+      Effect.clockWith((clock) => {
         const file = Path.join(root, `${name}${serviceDefinitionSuffix}`)
         if (!isServiceName(name)) {
-          return yield* unknown(name, file, "a service name is 1 to 64 of a-z, 0-9 and -")
+          return unknown(name, file, "a service name is 1 to 64 of a-z, 0-9 and -")
         }
-        const now = yield* Clock.currentTimeMillis
+        const now = clock.unsafeCurrentTimeMillis()
         const stamp = currentStamp(file)
-        const cached = (yield* Ref.get(cache)).get(name)
+        const cached = cache.get(name)
         if (stamp !== undefined && cached !== undefined && cached.stamp === stamp && now - cached.checkedAt < recheckMs) {
-          return yield* cached.result
+          return cached.result
         }
-        return yield* fullCheck(name, file, now)
+        return fullCheck(name, file, now)
       })
 
     /** The directory and the file checked by the trust rule, the file read and decoded unless its stamp is known. */
@@ -160,7 +162,7 @@ export const makeServiceDefinitions = (
         if (!stat.right.isFile()) return yield* Effect.fail(new ConfigError({ file, path: "(root)", reason: "is not a regular file" }))
         yield* checkFileTrusted(file, "file")
         const stamp = stampOf(stat.right)
-        const cached = (yield* Ref.get(cache)).get(name)
+        const cached = cache.get(name)
         const result = cached !== undefined && cached.stamp === stamp
           ? cached.result
           : parseServiceDefinition(
@@ -169,7 +171,7 @@ export const makeServiceDefinitions = (
               Effect.mapError((error) => new ConfigError({ file, path: "(root)", reason: `cannot read file: ${errorText(error.error)}` }))
             )
           )
-        yield* Ref.update(cache, (map) => new Map(map).set(name, { stamp, result, checkedAt: now }))
+        cache.set(name, { stamp, result, checkedAt: now })
         return yield* result
       })
 

@@ -3,7 +3,6 @@
  * wait on one launch; a failed launch is never cached; launches per key are bounded by a spawn
  * budget; dead backends are retired and idle ones stopped.
  */
-import { randomBytes } from "node:crypto"
 import * as Path from "node:path"
 import { Cause, Clock, Deferred, Effect, Either, Exit, Layer, Option, Ref, Schedule, Scope } from "effect"
 import {
@@ -26,8 +25,10 @@ import { countLaunch } from "../BrokerMetrics.js"
 import { connectProbe, type EndpointProbe, endpointText, isAlive } from "./EndpointProbe.js"
 import { backendKey, makeExecutableDigests } from "./ExecutableDigest.js"
 import { idleExitMsOf, type LaunchContext, type LaunchPlan, removeLeftoverSockets, startBackend } from "./Launching.js"
+import { guardLaunch, newLaunch, noLaunch } from "./LaunchRecord.js"
 import { backendsOf, spawnBudgetsOf } from "./RegistrySnapshot.js"
 import {
+  type AcquireStep,
   type Backend,
   close,
   decideAcquire,
@@ -36,6 +37,7 @@ import {
   markVerified,
   type PendingLaunch,
   pendingLaunches,
+  type RegistryState,
   recordLaunchFailure,
   registerBackend,
   retire,
@@ -168,21 +170,17 @@ export const makeBackendRegistry = (
         })
       )
 
-    const awaitLaunch = (plan: LaunchPlan, launch: PendingLaunch, launched: boolean) =>
-      Deferred.await(launch.result).pipe(
-        // The launch answers within ready_timeout_ms plus a stop; this bound only guards against a bug.
-        Effect.timeoutFail({
-          duration: plan.definition.ready_timeout_ms + context.stopTimeoutMs + 5_000,
-          onTimeout: () => launchFailed(plan.service, `launch of ${plan.service} ${plan.version} gave no answer`)
-        }),
-        Effect.map((backend) => answer(backend, launched))
-      )
+    const awaitLaunch = (launch: PendingLaunch, launched: boolean) =>
+      Effect.map(Deferred.await(launch.result), (backend) => answer(backend, launched))
 
     /** Answers a live backend, after probing it unless it was verified recently; a dead one is retired and the key asked again. */
     const reuse = (plan: LaunchPlan, backend: Backend, trusted: boolean, deadBackends: number) =>
-      Effect.gen(function*() {
+      Effect.flatMap(Deferred.isDone(backend.exited), (exited) =>
         // Trust ends with the process: an exit already seen is never answered.
-        if (trusted && !(yield* Deferred.isDone(backend.exited))) return answer(backend, false)
+        trusted && !exited ? Effect.succeed(answer(backend, false)) : probeThenReuse(plan, backend, deadBackends))
+
+    const probeThenReuse = (plan: LaunchPlan, backend: Backend, deadBackends: number): Effect.Effect<AcquiredBackend, BackendError> =>
+      Effect.gen(function*() {
         if (yield* isAlive(context.probe, backend.endpoint, Deferred.isDone(backend.exited))) {
           const now = yield* Clock.currentTimeMillis
           yield* Ref.update(state, (s) => markVerified(s, plan.key, backend, now))
@@ -197,66 +195,71 @@ export const makeBackendRegistry = (
       })
 
     const acquireKey = (plan: LaunchPlan, deadBackends: number): Effect.Effect<AcquiredBackend, BackendError> =>
-      Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const launch: PendingLaunch = {
-          key: plan.key,
-          service: plan.service,
-          version: plan.version,
-          instance: `${plan.service}-${plan.version}-${randomBytes(4).toString("hex")}`,
-          startedAt: now,
-          pid: null,
-          endpoint: null,
-          result: yield* Deferred.make<Backend, BackendError>(),
-          cancel: yield* Deferred.make<void>()
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        // The launch record is built inside the atomic step, and only for a key without a slot: the
+        // policy launches no other (a warm hello builds nothing it would throw away).
+        const decide = (s: RegistryState) => {
+          const launch = s.slots.has(plan.key) ? noLaunch : newLaunch(plan, now)
+          return decideAcquire(slotPolicy, s, { key: plan.key, deadBackends, launch, idleExitMs: idleExitMsOf(plan.definition) }, now)
         }
-        const event = { key: plan.key, deadBackends, launch, idleExitMs: idleExitMsOf(plan.definition) }
         // The slot and the fiber that settles it come into being together: an interrupted acquire
         // cannot leave a launch nobody runs. The launch fiber starts interruptible for its own timeouts.
-        const { decision, lastError } = yield* Effect.uninterruptible(Effect.tap(
-          Ref.modify(state, (s) => decideAcquire(slotPolicy, s, event, now)),
+        const step = Effect.uninterruptible(Effect.tap(
+          Ref.modify(state, decide),
           (step) =>
-            step.decision._tag === "Launch"
-              ? Effect.forkDaemon(Effect.interruptible(runLaunch(plan, step.decision.launch)))
-              : Effect.void
+            step.decision._tag !== "Launch"
+              ? Effect.void
+              : step.decision.launch === noLaunch
+              ? Effect.dieMessage(`registry: the slot policy launched ${plan.key}, which had a slot`)
+              : Effect.zipRight(
+                Effect.forkDaemon(Effect.interruptible(runLaunch(plan, step.decision.launch))),
+                Effect.forkIn(Effect.interruptible(guardLaunch(plan, step.decision.launch, context.stopTimeoutMs)), registryScope)
+              )
         ))
-        switch (decision._tag) {
-          case "Stopping":
-            return yield* launchFailed(plan.service, "the broker is stopping")
-          case "GiveUp":
-            return yield* launchFailed(
-              plan.service,
-              `no live backend of ${plan.service} ${plan.version} after ${decision.deadBackends} attempts`
-            )
-          case "BudgetSpent":
-            return yield* new BackendError({
-              code: "launch_failed",
-              service: plan.service,
-              message: `spawn budget of ${plan.service} ${plan.version} spent (${budgetPolicy.maxLaunches} launches per ` +
-                `${budgetPolicy.windowMs / 1000} s); retry in ${Math.ceil(decision.retryAfterMs)} ms` +
-                (lastError === undefined ? "" : `; last error: ${lastError}`),
-              retryAfterMs: Math.max(0, Math.ceil(decision.retryAfterMs))
-            })
-          case "Wait":
-            return yield* awaitLaunch(plan, decision.launch, false)
-          case "Launch":
-            return yield* awaitLaunch(plan, decision.launch, true)
-          case "Reuse":
-            return yield* reuse(plan, decision.backend, decision.trusted, deadBackends)
-        }
+        return Effect.flatMap(step, ({ decision, lastError }) => follow(plan, decision, lastError, deadBackends))
       })
 
+    /** Carries out the slot policy's decision on an acquire. */
+    const follow = (
+      plan: LaunchPlan,
+      decision: AcquireStep["decision"],
+      lastError: string | undefined,
+      deadBackends: number
+    ): Effect.Effect<AcquiredBackend, BackendError> => {
+      switch (decision._tag) {
+        case "Stopping":
+          return launchFailed(plan.service, "the broker is stopping")
+        case "GiveUp":
+          return launchFailed(plan.service, `no live backend of ${plan.service} ${plan.version} after ${decision.deadBackends} attempts`)
+        case "BudgetSpent":
+          return new BackendError({
+            code: "launch_failed",
+            service: plan.service,
+            message: `spawn budget of ${plan.service} ${plan.version} spent (${budgetPolicy.maxLaunches} launches per ` +
+              `${budgetPolicy.windowMs / 1000} s); retry in ${Math.ceil(decision.retryAfterMs)} ms` +
+              (lastError === undefined ? "" : `; last error: ${lastError}`),
+            retryAfterMs: Math.max(0, Math.ceil(decision.retryAfterMs))
+          })
+        case "Wait":
+          return awaitLaunch(decision.launch, false)
+        case "Launch":
+          return awaitLaunch(decision.launch, true)
+        case "Reuse":
+          return reuse(plan, decision.backend, decision.trusted, deadBackends)
+      }
+    }
+
+    // No generator on the way of a warm hello: each step is one flatMap.
     const acquire = (service: string, requested?: string): Effect.Effect<AcquiredBackend, BackendError> =>
-      Effect.gen(function*() {
-        const definition = yield* Effect.mapError(definitions.lookup(service), definitionError(service))
-        const version = yield* Either.mapLeft(
-          checkVersion(definition, requested),
-          (blocked) => new BackendError({ code: blocked.code, service, message: blocked.message })
-        )
-        const executable = substitutePlaceholders(definition.launch.executable, { version })
-        const digest = yield* executables.digest(service, executable)
-        const parts = { service, version, executable, definition }
-        return yield* acquireKey({ ...parts, key: backendKey(parts, digest) }, 0)
+      Effect.flatMap(Effect.mapError(definitions.lookup(service), definitionError(service)), (definition) => {
+        const version = checkVersion(definition, requested)
+        if (Either.isLeft(version)) return new BackendError({ code: version.left.code, service, message: version.left.message })
+        const executable = substitutePlaceholders(definition.launch.executable, { version: version.right })
+        return Effect.flatMap(executables.digest(service, executable), (digest) => {
+          const parts = { service, version: version.right, executable, definition }
+          return acquireKey({ ...parts, key: backendKey(parts, digest) }, 0)
+        })
       })
 
     const sweepIdle = Effect.flatMap(Clock.currentTimeMillis, (now) =>

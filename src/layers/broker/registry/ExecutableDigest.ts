@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { Clock, Deferred, Effect, Exit, Ref } from "effect"
+import { Deferred, Effect, Either, Exit, FiberId } from "effect"
 import type { Scope } from "effect"
 import { type BackendError, launchFailed } from "../../../services/broker/BackendRegistry.js"
 import type { ServiceDefinition } from "../../../services/broker/ServiceDefinition.js"
@@ -23,7 +23,7 @@ import { checkExecutableTrusted } from "../../system/FileTrust.js"
 const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
 
 /** The launch config that shapes a process; a change to it is a new backend. */
-const launchFingerprint = (definition: ServiceDefinition, executable: string): string =>
+const computeFingerprint = (definition: ServiceDefinition, executable: string): string =>
   sha256(JSON.stringify({
     executable,
     args: definition.launch.args,
@@ -32,6 +32,28 @@ const launchFingerprint = (definition: ServiceDefinition, executable: string): s
     sandbox: definition.sandbox_profile,
     runAs: definition.run_as
   })).slice(0, 12)
+
+// Per definition object (one per parse of its file: an edited file is a new object) and executable
+// path (a `{version}` in it makes one per version): one sha256 per definition, not one per hello.
+const maxFingerprintsPerDefinition = 64
+const fingerprints = new WeakMap<ServiceDefinition, Map<string, string>>()
+
+/** `computeFingerprint`, memoized per definition object and executable. */
+const launchFingerprint = (definition: ServiceDefinition, executable: string): string => {
+  let known = fingerprints.get(definition)
+  if (known === undefined) {
+    known = new Map()
+    fingerprints.set(definition, known)
+  }
+  let fingerprint = known.get(executable)
+  if (fingerprint === undefined) {
+    fingerprint = computeFingerprint(definition, executable)
+    // Versions are the client's to choose (above a floor): keep the memo bounded.
+    if (known.size >= maxFingerprintsPerDefinition) known.clear()
+    known.set(executable, fingerprint)
+  }
+  return fingerprint
+}
 
 /** What a registry key is made of, resolved at acquire time. */
 export interface KeyParts {
@@ -75,6 +97,12 @@ interface TrustVerdict {
   readonly checkedAt: number
 }
 
+/** One stamp's digest: being computed (`value` undefined) or known. */
+interface DigestEntry {
+  readonly answer: Deferred.Deferred<string, BackendError>
+  value: string | undefined
+}
+
 /**
  * Digests with their own caches. `definitionsDir` is where `<service>.service.json` lives (for
  * messages); hashing fibers run in the current scope, so none outlives the registry.
@@ -85,9 +113,11 @@ export const makeExecutableDigests = (
 ): Effect.Effect<ExecutableDigests, never, Scope.Scope> =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
-    const verdicts = yield* Ref.make<ReadonlyMap<string, TrustVerdict>>(new Map())
+    // Plain maps: each read and each write is one synchronous step of this module's code, so a warm
+    // hello reads a known verdict and digest without a fiber suspension or a copied map.
+    const verdicts = new Map<string, TrustVerdict>()
     // Keyed by `<stamp>\0<path>`: a changed file is a new entry, never a stale digest.
-    const digests = yield* Ref.make<ReadonlyMap<string, Deferred.Deferred<string, BackendError>>>(new Map())
+    const digests = new Map<string, DigestEntry>()
 
     const where = (service: string) => `${Path.join(definitionsDir, `${service}.service.json`)}: launch.executable`
     const cannot = (service: string, executable: string) => (error: unknown) =>
@@ -103,72 +133,68 @@ export const makeExecutableDigests = (
         launchFailed(service, `refusing to run ${executable} (${where(service)}): ${untrusted.message}`))
 
     /** The stamp of the file the path names now (symlinks followed): a change to its bytes, mode or owner changes it. */
-    const stampOf = (service: string, executable: string): Effect.Effect<string, BackendError> =>
-      Effect.flatMap(
-        Effect.try({ try: () => Fs.statSync(executable, { bigint: true }), catch: cannot(service, executable) }),
-        (stat) =>
-          stat.isFile()
-            ? Effect.succeed(`${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`)
-            : Effect.fail(launchFailed(service, `executable ${executable} is not a regular file (${where(service)})`))
+    const stampOf = (service: string, executable: string): Either.Either<string, BackendError> => {
+      let stat: Fs.BigIntStats
+      try {
+        stat = Fs.statSync(executable, { bigint: true })
+      } catch (error) {
+        return Either.left(cannot(service, executable)(error))
+      }
+      return stat.isFile()
+        ? Either.right(`${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`)
+        : Either.left(launchFailed(service, `executable ${executable} is not a regular file (${where(service)})`))
+    }
+
+    /** Walks the trust rule for `stamp` now; a refusal is never remembered. */
+    const walkTrust = (service: string, executable: string, stamp: string, now: number): Effect.Effect<void, BackendError> =>
+      Effect.zipRight(
+        Effect.tapError(checkTrust(service, executable), () => Effect.sync(() => verdicts.delete(executable))),
+        Effect.sync(() => verdicts.set(executable, { stamp, checkedAt: now }))
       )
 
-    /** Walks the trust rule unless this stamp passed it within `recheckMs`; a refusal is never remembered. */
-    const trusted = (service: string, executable: string, stamp: string): Effect.Effect<void, BackendError> =>
-      Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const known = (yield* Ref.get(verdicts)).get(executable)
-        if (known !== undefined && known.stamp === stamp && now - known.checkedAt < recheckMs) return
-        yield* Effect.tapError(checkTrust(service, executable), () =>
-          Ref.update(verdicts, (map) => {
-            const next = new Map(map)
-            next.delete(executable)
-            return next
-          }))
-        yield* Ref.update(verdicts, (map) => new Map(map).set(executable, { stamp, checkedAt: now }))
-      })
-
     /** One hashing fiber per stamp; every caller of the stamp waits on its answer. A failure is forgotten. */
-    const digestOf = (service: string, executable: string, stamp: string): Effect.Effect<string, BackendError> =>
-      Effect.gen(function*() {
-        const key = `${stamp}\0${executable}`
-        const known = (yield* Ref.get(digests)).get(key)
-        if (known !== undefined) return yield* Deferred.await(known)
-        const fresh = yield* Deferred.make<string, BackendError>()
-        type Claim = readonly [Deferred.Deferred<string, BackendError>, boolean]
-        const [entry, mine] = yield* Ref.modify(digests, (map): readonly [Claim, ReadonlyMap<string, Deferred.Deferred<string, BackendError>>] => {
-          const existing = map.get(key)
-          if (existing !== undefined) return [[existing, false], map]
-          const next = new Map(map).set(key, fresh)
-          for (const oldest of next.keys()) {
-            if (next.size <= maxDigests) break
-            next.delete(oldest)
-          }
-          return [[fresh, true], next]
-        })
-        if (mine) {
-          // In the registry's scope, not the caller's: an interrupted first hello leaves the others their answer.
-          const forget = Ref.update(digests, (map) => {
-            if (map.get(key) !== fresh) return map
-            const next = new Map(map)
-            next.delete(key)
-            return next
-          })
-          // Settled however the hash ends, so no waiter hangs: cut short by the registry's end, it is a refusal.
-          const hash = hashFile(executable).pipe(
-            Effect.mapError(cannot(service, executable)),
-            Effect.onInterrupt(() => Deferred.fail(fresh, launchFailed(service, "the broker is stopping")))
-          )
-          yield* Effect.forkIn(
-            Effect.flatMap(Effect.exit(hash), (exit) => Effect.zipRight(Exit.isFailure(exit) ? forget : Effect.void, Deferred.done(fresh, exit))),
-            scope
-          )
+    const digestOf = (service: string, executable: string, key: string): Effect.Effect<string, BackendError> =>
+      Effect.suspend(() => {
+        const known = digests.get(key)
+        if (known !== undefined) return known.value === undefined ? Deferred.await(known.answer) : Effect.succeed(known.value)
+        const entry: DigestEntry = { answer: Deferred.unsafeMake<string, BackendError>(FiberId.none), value: undefined }
+        digests.set(key, entry)
+        for (const oldest of digests.keys()) {
+          // A pending entry evicted still answers its waiters: they hold its Deferred.
+          if (digests.size <= maxDigests) break
+          digests.delete(oldest)
         }
-        return yield* Deferred.await(entry)
+        const settle = (exit: Exit.Exit<string, BackendError>) =>
+          Effect.zipRight(
+            Effect.sync(() => {
+              if (Exit.isSuccess(exit)) entry.value = exit.value
+              else if (digests.get(key) === entry) digests.delete(key)
+            }),
+            Deferred.done(entry.answer, exit)
+          )
+        // Settled however the hash ends, so no waiter hangs: cut short by the registry's end, it is a refusal.
+        const hash = hashFile(executable).pipe(
+          Effect.mapError(cannot(service, executable)),
+          Effect.onInterrupt(() => Deferred.fail(entry.answer, launchFailed(service, "the broker is stopping")))
+        )
+        // In the registry's scope, not the caller's: an interrupted first hello leaves the others their answer.
+        return Effect.zipRight(Effect.forkIn(Effect.flatMap(Effect.exit(hash), settle), scope), Deferred.await(entry.answer))
       })
 
     const digest = (service: string, executable: string): Effect.Effect<string, BackendError> =>
-      Effect.flatMap(stampOf(service, executable), (stamp) =>
-        Effect.zipRight(trusted(service, executable, stamp), digestOf(service, executable, stamp)))
+      Effect.clockWith((clock) => {
+        const stamp = stampOf(service, executable)
+        if (Either.isLeft(stamp)) return Effect.fail(stamp.left)
+        const key = `${stamp.right}\0${executable}`
+        const now = clock.unsafeCurrentTimeMillis()
+        const verdict = verdicts.get(executable)
+        // The trust walk runs again when the stamp changed or the last walk is older than `recheckMs`.
+        if (verdict !== undefined && verdict.stamp === stamp.right && now - verdict.checkedAt < recheckMs) {
+          const value = digests.get(key)?.value
+          return value === undefined ? digestOf(service, executable, key) : Effect.succeed(value)
+        }
+        return Effect.zipRight(walkTrust(service, executable, stamp.right, now), digestOf(service, executable, key))
+      })
 
     const checkBeforeLaunch = (service: string, executable: string): Effect.Effect<void, BackendError> =>
       Effect.asVoid(checkTrust(service, executable))
