@@ -21,6 +21,8 @@ The programming model is unchanged: write a ``http.server.BaseHTTPRequestHandler
 * ``counters()`` returns request and connection totals and the active and idle counts for status pages.
 * A ``str`` server address is a Unix socket path: the server listens there (mode 0600) instead of on
   a TCP port, and removes its socket file when it closes (see ``unix_listener``).
+* ``listen_socket=`` serves on a socket the host passed (fd 3, see ``socket_activation``) instead of
+  binding ``server_address`` (which then only says the family: a ``str`` for a Unix socket).
 
 Standard library only.
 """
@@ -46,6 +48,7 @@ from over_capacity import (  # noqa: F401  (re-exported: the server's public con
 from request_deadline import DeadlineWatchdog
 from request_gate import GONE, GRANTED, RequestGate
 from request_steps import serve_one_request
+from socket_activation import adopt_listener
 from unix_listener import bind_private, remove_own_socket
 
 DEFAULT_SOCKET_TIMEOUT_SEC = 10.0
@@ -104,6 +107,7 @@ class BoundedThreadingHTTPServer(ThreadingHTTPServer):
         max_idle_connections: Optional[int] = None,
         idle_timeout: Optional[float] = None,
         log: Optional[Callable[..., None]] = None,
+        listen_socket: Optional[socket.socket] = None,
     ) -> None:
         limit = max_connections_from_env() if max_connections is None else int(max_connections)
         if limit < 1:
@@ -133,7 +137,9 @@ class BoundedThreadingHTTPServer(ThreadingHTTPServer):
         self._socket_inode: Optional[int] = None
         if isinstance(server_address, str):
             self.address_family = socket.AF_UNIX  # TCPServer.__init__ creates the socket from this
-        super().__init__(server_address, RequestHandlerClass, bind_and_activate)
+        super().__init__(server_address, RequestHandlerClass, bind_and_activate and listen_socket is None)
+        if listen_socket is not None:
+            adopt_listener(self, listen_socket)  # the host's socket, already listening; its file is the host's
 
     # -- binding ---------------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 A module supplies a name, a description, its capabilities and output contracts, and an
 ``invoke_fn(envelope) -> decision``; ``run_module(...)`` does the rest:
 
-* listens on ``127.0.0.1`` only, on ``--port N`` or ``CORRAL_MODULE_PORT`` (``{port}`` / ``port: "auto"``),
+* serves on the socket the host holds for it (fd 3 with ``LISTEN_FDS=1`` and ``LISTEN_PID``, see
+  ``socket_activation``), so a restart loses no connection; run by hand, it listens on ``127.0.0.1``
+  only, on ``--port N`` or ``CORRAL_MODULE_PORT`` (``{port}`` / ``port: "auto"``),
   or on the Unix socket ``--socket PATH`` or ``CORRAL_MODULE_SOCKET`` (``http.transport: "unix"``);
 * serves only the host that launched it: every route but ``/readyz`` and ``/healthz`` needs
   ``Authorization: Bearer <CORRAL_MODULE_TOKEN>`` (constant-time compare, 401 otherwise), and the
@@ -33,7 +35,7 @@ The parts live one idea per file next to this one: ``module_contract`` (paths, v
 decision checks), ``module_errors``, ``module_log``, ``module_env`` (module id, data dir),
 ``module_routes`` (``Module``), ``module_http`` (the request handler), ``module_server``
 (``ModuleServer``), and ``module_auth``, ``deadline``, ``json_limits``, ``listen_address``,
-``unix_listener``, ``bounded_http`` (with ``request_gate``, ``keep_alive``, ``over_capacity``). This file is the entry point (``serve``, ``run_module``) and
+``unix_listener``, ``socket_activation``, ``bounded_http`` (with ``request_gate``, ``keep_alive``, ``over_capacity``). This file is the entry point (``serve``, ``run_module``) and
 re-exports their public names, so ``from corral_module import …`` is all a module author needs.
 
 Standard library only.
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 from typing import Any, Callable, Dict, Mapping, NoReturn, Optional, Sequence
@@ -73,6 +76,7 @@ from module_http import ModuleRequestHandler  # noqa: F401
 from module_log import log, module_id  # noqa: F401
 from module_routes import ExtraRoute, Json, Module, RouteRequest, RouteResult  # noqa: F401
 from module_server import DEFAULT_SHUTDOWN_GRACE_SEC, ModuleServer
+from socket_activation import LISTEN_FDS_ENV, LISTEN_PID_ENV, inherited_listener  # noqa: F401
 
 
 def serve(module: Module, argv: Optional[Sequence[str]] = None, shutdown_grace_sec: float = DEFAULT_SHUTDOWN_GRACE_SEC) -> NoReturn:
@@ -89,7 +93,9 @@ def serve(module: Module, argv: Optional[Sequence[str]] = None, shutdown_grace_s
         # The module's own children never need the credential; keep it out of their environment.
         os.environ.pop(TOKEN_ENV, None)
         listen = resolve_listen(argv)
-        running = ModuleServer(module, port=listen.port or 0, socket_path=listen.socket_path, token=token).start()
+        inherited = inherited_listener(socket.AF_UNIX if listen.socket_path is not None else socket.AF_INET)
+        running = ModuleServer(module, port=listen.port or 0, socket_path=listen.socket_path, token=token,
+                               listen_socket=inherited).start()
     except (OSError, ValueError) as exc:
         log("error", "module could not start", error=f"{type(exc).__name__}: {exc}")
         sys.exit(1)

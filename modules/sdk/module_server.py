@@ -1,6 +1,7 @@
 """A running module server: the bounded HTTP server on a background thread, and its drain.
 
-``ModuleServer(module, port=…, token=…)`` (or ``socket_path=…``) binds at once; ``start()`` serves on
+``ModuleServer(module, port=…, token=…)`` (or ``socket_path=…``) binds at once (or serves on
+``listen_socket=``, the host's socket from ``socket_activation``); ``start()`` serves on
 a daemon thread; ``stop(grace)`` stops accepting, closes idle keep-alive connections, waits up to
 ``grace`` seconds for in-flight requests (answering them with ``Connection: close``) and then runs the
 module's ``on_shutdown``.
@@ -26,7 +27,8 @@ class ModuleServer:
     """A running module: its bounded server on a background thread. ``stop()`` drains and closes it.
 
     ``token`` is the credential every route but ready/health requires. ``socket_path`` listens on that
-    Unix socket instead of ``host:port``.
+    Unix socket instead of ``host:port``; ``listen_socket`` (in ``server_kwargs``) serves on a socket
+    already listening (``socket_path`` then only says it is a Unix one).
     """
 
     def __init__(self, module: Module, host: str = "127.0.0.1", port: int = 0, poll_interval: float = 0.1,

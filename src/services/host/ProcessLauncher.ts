@@ -48,6 +48,11 @@ export interface LaunchSpec {
   readonly moduleDir?: string
   /** `cwd` is the child's own directory: when the child runs as another user, it is handed to that user. */
   readonly ownsCwd?: boolean
+  /**
+   * A listening socket the host holds for the child (socket activation): the host's descriptor, passed
+   * as the child's fd 3, with `LISTEN_PID` set to the pid that runs `executable` (put `LISTEN_FDS` in `env`).
+   */
+  readonly listenFd?: number
   /** Where stdout and stderr go (appended, rotated); omitted: kept in memory only. */
   readonly logFile?: string
   readonly rotation?: Rotation

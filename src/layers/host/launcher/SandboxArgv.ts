@@ -57,6 +57,14 @@ export interface WrappedCommand {
   readonly namespaced: boolean
 }
 
+/**
+ * The last step before a child that gets a held socket (`LaunchSpec.listenFd`): `LISTEN_PID` is the pid
+ * that runs the module's code, which only that process can know (under a PID namespace it is the
+ * namespace's, not the host's view), so a shell exports its own `$$` and execs the command in place.
+ */
+export const listenPidScript = (keepPwd: boolean): string =>
+  `${keepPwd ? "" : "unset PWD; "}LISTEN_PID=$$; export LISTEN_PID; exec "$@"`
+
 /** Whether a child switched to another user gets its own directory at `ownDirMountPoint` with `tools`. */
 export const mountsOwnDir = (tools: LaunchTools): boolean =>
   tools.namespaces !== undefined && tools.mount !== undefined && tools.setpriv !== undefined && tools.ownDirMountPointExists
@@ -91,7 +99,8 @@ export const isolationOf = (tools: LaunchTools): Isolation =>
  * --clear-groups --inh-caps=-all --bounding-set=-all --` inside it when `user` is given (the uid change
  * clears the parent-death signal, so it is set again) — preceded, as root, by the bind of `ownDir` over
  * `ownDirMountPoint` — then for `module-restricted` `prlimit --nofile --as --`, then `sh -c` (the namespace init, or
- * for `module-restricted` alone `umask 077; exec "$@"`).
+ * for `module-restricted` alone `umask 077; exec "$@"`), and innermost, for a child given a held socket,
+ * the `listenPidScript` shell.
  *
  * `module-isolated` (given `moduleDirs` and `ownDir`, bwrap and namespaces): `bwrap` takes the place of
  * the bind and of the init, outside the user switch: it runs as root inside the namespace, builds the view
@@ -99,7 +108,7 @@ export const isolationOf = (tools: LaunchTools): Isolation =>
  * exits with its status (128+N for signal N, as the init does); inside it `umask 077; exec "$@"`.
  */
 export const wrapCommand = (
-  command: Pick<LaunchSpec, "executable" | "args" | "sandbox" | "env"> & {
+  command: Pick<LaunchSpec, "executable" | "args" | "sandbox" | "env" | "listenFd"> & {
     readonly user?: SwitchedUser
     /** The child's own directory (its cwd), mounted at `ownDirMountPoint` when `user` is given or in a view. */
     readonly ownDir?: string
@@ -122,6 +131,7 @@ export const wrapCommand = (
   }
   // The shell exports PWD on its own; unset it so the environment stays exactly PATH + env.
   const prelude = `${restricted ? "umask 077; " : ""}${"PWD" in command.env ? "" : "unset PWD; "}`
+  if (command.listenFd !== undefined) prepend(tools.shell, "-c", listenPidScript("PWD" in command.env), "corral-listen")
   if (tools.namespaces !== undefined && view === undefined) {
     prepend(tools.shell, "-c", initScript(tools.namespaces.env, prelude), "corral-init")
   } else if (restricted) prepend(tools.shell, "-c", `${prelude}exec "$@"`, "sh")

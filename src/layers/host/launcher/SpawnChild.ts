@@ -5,7 +5,8 @@
  */
 // Plain spawn rather than @effect/platform Command: Command's kill and scope finalizer wait for exit
 // without a bound and extend the host's environment by default; here every wait has a deadline.
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
+import type { Readable, Writable } from "node:stream"
 import { Deferred, Effect, Exit } from "effect"
 import type { ExitInfo, LaunchError, LaunchSpec } from "../../../services/host/ProcessLauncher.js"
 import { errorText } from "../../../services/system/ErrorDetails.js"
@@ -15,9 +16,16 @@ import type { GroupLeader } from "./ProcessGroup.js"
 import { type LaunchTools, type SwitchedUser, wrapCommand } from "./SandboxArgv.js"
 import { spawnError } from "./SpawnChecks.js"
 
-/** A started child: the Node handle (for its pipes), its pid and its exit. */
+/** The three pipes of a started child. */
+export interface ChildPipes {
+  readonly stdin: Writable
+  readonly stdout: Readable
+  readonly stderr: Readable
+}
+
+/** A started child: its pipes, its pid and its exit. */
 export interface Spawned extends GroupLeader {
-  readonly child: ChildProcessWithoutNullStreams
+  readonly child: ChildPipes
 }
 
 /**
@@ -44,20 +52,28 @@ export const spawnChild = (
       }
       const command = wrapCommand({ ...spec, executable, ...own }, tools)
       const via = command.file === executable ? "" : ` (through ${command.file})`
-      let child: ChildProcessWithoutNullStreams
+      let child: ChildProcess
       try {
-        // stdio left at its default: all three piped (a long-lived child's stdin is ended at once).
+        // All three piped (a long-lived child's stdin is ended at once). A held socket is passed as a stdio
+        // entry by its descriptor, which libuv dup2s to fd 3 in the child (and clears close-on-exec there).
         child = spawn(command.file, command.args, {
           ...(cwd === undefined ? {} : { cwd }),
           env: childEnvironment(spec.env),
-          detached: true
+          detached: true,
+          stdio: spec.listenFd === undefined ? "pipe" : ["pipe", "pipe", "pipe", spec.listenFd]
         })
       } catch (error) {
         resume(Effect.fail(spawnError(spec, `spawn of "${executable}"${via} failed: ${errorText(error)}`)))
         return
       }
+      const { stdin, stdout, stderr } = child
+      // Never null: all three are "pipe" (only a stdio entry of another kind leaves one null).
+      if (stdin === null || stdout === null || stderr === null) {
+        resume(Effect.fail(spawnError(spec, `spawn of "${executable}"${via} gave no pipes`)))
+        return
+      }
       // A child that never reads stdin makes our write fail with EPIPE: its exit tells the story.
-      child.stdin.on("error", () => undefined)
+      stdin.on("error", () => undefined)
       child.once("exit", (code, signal) =>
         Deferred.unsafeDone(exited, Exit.succeed(command.namespaced ? exitThroughInit(code, signal) : { code, signal })))
       const onSpawn = () => {
@@ -68,7 +84,7 @@ export const spawnChild = (
         resume(
           pid === undefined
             ? Effect.fail(spawnError(spec, `spawn of "${executable}"${via} gave no pid`))
-            : Effect.succeed({ child, pid, exited, namespaced: command.namespaced })
+            : Effect.succeed({ child: { stdin, stdout, stderr }, pid, exited, namespaced: command.namespaced })
         )
       }
       const onError = (error: Error) => {

@@ -2,7 +2,8 @@
  * One run of a supervised component: a port or socket, a fresh launch token, the launch (clean
  * environment plus `env_file`, sandbox, rotated log), readiness, `middleware-init`, `ready`, then health
  * checks until the process exits (or fails `restart_after_unhealthy` checks in a row). The run's scope owns
- * the process: leaving it stops the whole group (TERM → grace → KILL), then forgets the token and removes the socket.
+ * the process: leaving it stops the whole group (TERM → grace → KILL), then forgets the token. The socket
+ * is the lifecycle's (`HeldListen`): bound by the first run, passed to every launch, kept across restarts.
  */
 import { randomBytes } from "node:crypto"
 import * as Path from "node:path"
@@ -19,7 +20,7 @@ import { readEnvFile } from "../launcher/EnvFile.js"
 import { type Managed, noProcess } from "./ComponentState.js"
 import type { HealthWatch } from "./HealthWatch.js"
 import { awaitReady, initialize } from "./ModuleHandshake.js"
-import { moduleListen, type SocketPlace } from "./ModuleListen.js"
+import { type ModuleListen, moduleListen, type SocketPlace } from "./ModuleListen.js"
 import type { Transitions } from "./Transitions.js"
 
 /**
@@ -68,8 +69,14 @@ const outOfDescriptors = /\bE[MN]FILE\b/
 const launchFailed = (managed: Managed, detail: string): RunEnd =>
   outOfDescriptors.test(detail) ? { _tag: "OutOfDescriptors", detail } : fatal(managed, "LaunchFailed", detail)
 
-/** Runs `managed` once; returns when its process exits or the run fails. */
-export const runComponentOnce = (context: RunContext, managed: Managed): Effect.Effect<RunEnd> =>
+/**
+ * Where a component listens, bound by its first run and kept by its lifecycle for every later run, so
+ * connections made during a restart wait in the socket's backlog (`HeldSocket`); released by the lifecycle.
+ */
+export type HeldListen = Ref.Ref<Option.Option<ModuleListen>>
+
+/** Runs `managed` once (listening where `held` says, binding it on the first run); returns when its process exits or the run fails. */
+export const runComponentOnce = (context: RunContext, managed: Managed, held: HeldListen): Effect.Effect<RunEnd> =>
   Effect.scoped(
     Effect.gen(function*() {
       const component = managed.config
@@ -92,11 +99,13 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
         : workDir !== undefined
         ? { _tag: "OwnDir", dir: workDir }
         : { _tag: "Unreachable", why: `it runs as user "${runAs}" with its own launch.cwd; drop launch.cwd` }
-      const listen = yield* Effect.either(moduleListen(context.ports, context.dataDir, managed.id, http, launch, socketPlace))
+      const kept = yield* Ref.get(held)
+      const listen = Option.isSome(kept)
+        ? Either.right(kept.value)
+        : yield* Effect.either(moduleListen(context.ports, context.dataDir, managed.id, http, launch, socketPlace))
       if (listen._tag === "Left") return launchFailed(managed, `components.${managed.id}: ${listen.left}`)
+      if (Option.isNone(kept)) yield* Ref.set(held, Option.some(listen.right))
       const { endpoint } = listen.right
-      // Registered before the launch, so it runs after the process is stopped.
-      yield* Effect.addFinalizer(() => listen.right.release)
       // Fresh per launch, given only in the environment (never argv, never a placeholder, never logged).
       const token = randomBytes(32).toString("hex")
       // No `data_dir`: config loading already replaced `{data_dir}` in every string (ConfigPlaceholders).
@@ -132,6 +141,7 @@ export const runComponentOnce = (context: RunContext, managed: Managed): Effect.
         runAs,
         // The private work dir is the module's own: handed to its user when it runs as one.
         ownsCwd: launch.cwd === undefined,
+        ...(listen.right.listenFd === undefined ? {} : { listenFd: listen.right.listenFd }),
         logFile: Path.join(context.dataDir, "logs", `${managed.id}.log`),
         rotation: { maxBytes: config.host.logs.max_bytes, keep: config.host.logs.keep }
       }

@@ -1,13 +1,15 @@
 /**
  * The lifecycle of one supervised component once it is `starting`: run it, and after each run let the
  * restart budget decide whether to run it again, leave it `stopped` (a clean exit the policy does not
- * restart) or end in `failed`. A crash's last stderr lines end its `last_error`.
+ * restart) or end in `failed`. A crash's last stderr lines end its `last_error`. The socket the module
+ * listens on is held here, across its runs, and closed when the lifecycle ends.
  */
 import { Clock, Duration, Effect, Option, Random, Ref, SubscriptionRef } from "effect"
 import { describeExit, type ExitInfo } from "../../../services/host/ProcessLauncher.js"
 import { afterRun, type RunEnding } from "../../../services/policies/RestartBudget.js"
 import { type Managed, noProcess } from "./ComponentState.js"
-import { runComponentOnce, type RunContext, type RunEnd } from "./ComponentRun.js"
+import { type HeldListen, runComponentOnce, type RunContext, type RunEnd } from "./ComponentRun.js"
+import type { ModuleListen } from "./ModuleListen.js"
 
 /** At most this many stderr lines end a `last_error`, each cut to `stderrLineChars`. */
 export const stderrTailLines = 5
@@ -54,14 +56,21 @@ const ending = (
     ? { ending: "crashed_starting", what: `the process ${describeExit(end.exit)} before it was ready` }
     : { ending: isClean(end.exit) ? "exited_cleanly" : "crashed", what: `process ${describeExit(end.exit)}` }
 
+/** Closes the component's held socket, if a run bound one (after its last process is gone). */
+const releaseHeld = (held: HeldListen): Effect.Effect<void> =>
+  Effect.flatMap(Ref.get(held), Option.match({ onNone: () => Effect.void, onSome: (listen) => listen.release }))
+
 /** Runs `managed` (already `starting`) until it is stopped, stays stopped after a clean exit, or fails. */
 export const lifecycle = (run: RunContext, managed: Managed): Effect.Effect<void> =>
+  Effect.acquireUseRelease(Ref.make(Option.none<ModuleListen>()), (held) => runs(run, managed, held), releaseHeld)
+
+const runs = (run: RunContext, managed: Managed, held: HeldListen): Effect.Effect<void> =>
   Effect.gen(function*() {
     const { transition } = run.transitions
     // Launches in a row that found the host out of descriptors: retried with backoff, outside the budget.
     let starved = 0
     while (true) {
-      const end = yield* runComponentOnce(run, managed)
+      const end = yield* runComponentOnce(run, managed, held)
       const output = yield* takeLastOutput(managed)
       if (end._tag === "Fatal") {
         const reason = end.failure.message
