@@ -9,6 +9,7 @@ import { exceedsJsonDepth, maxJsonDepth } from "../../services/system/JsonDepth.
 import { parseIssueLines } from "../../services/system/ParseIssues.js"
 import type { BoundedRequest, RequestHandler } from "../../services/server/BoundedHttp.js"
 import { BoundedResponse } from "../../services/server/BoundedHttp.js"
+import { decodeEnvelopeFast } from "../../services/host/ContractDecoders.js"
 import { WorkflowEnvelope } from "../../services/host/MiddlewareContract.js"
 import { declaredPaths } from "./control/ControlApp.js"
 import { rememberJson } from "./ForwardedJson.js"
@@ -60,50 +61,74 @@ const parseJson = (text: string): Either.Either<unknown, string> => {
   }
 }
 
-/** `POST /v1/hooks/{hook}/invoke` on the bounded server's own interface. */
-export const hookInvocationHandler = (deps: ControlDependencies): RequestHandler => (request) =>
-  Effect.gen(function*() {
-    if (!isLoopbackHostHeader(request.headers["host"])) return json(403, badHost.error, badHost.message)
-    const verdict = yield* Effect.either(checkRequest(deps.credentials, request.method, request.url, request.headers))
-    if (Either.isLeft(verdict)) return json(401, verdict.left.error, verdict.left.message, { "www-authenticate": "Bearer" })
-    const segment = request.path.split("/")[3] ?? ""
-    let hook: string
-    try {
-      hook = decodeURIComponent(segment)
-    } catch {
-      return json(400, "bad_path", `${request.path} is not valid percent-encoding: encode each path segment (encodeURIComponent)`)
-    }
-    const permitted = yield* deps.hookPermits.withPermitsIfAvailable(1)(invoke(deps, hook, request))
-    return Option.getOrElse(permitted, () =>
-      json(503, "hooks_busy", "every hook invocation permit is in use (host.control.max_hook_invocations); retry later", {
-        "retry-after": String(deps.retryAfterSeconds)
-      }))
-  })
+const unauthorizedResponse = (error: { readonly error: string; readonly message: string }) =>
+  json(401, error.error, error.message, { "www-authenticate": "Bearer" })
 
-const invoke = (deps: ControlDependencies, hook: string, request: BoundedRequest) =>
-  Effect.gen(function*() {
-    const names = yield* deps.hooks.names
-    if (!names.includes(hook)) return json(404, "not_found", `no hook named ${hook} (configured: ${names.join(", ") || "none"})`)
-    // Measured before it is parsed: a deeply nested envelope would overflow the stack further on.
-    const bytes = yield* Effect.either(request.body)
-    if (Either.isLeft(bytes)) return json(400, "bad_request", bytes.left.message)
-    const text = textDecoder.decode(bytes.right)
-    if (exceedsJsonDepth(text)) {
-      return json(400, "too_deep", `the envelope nests deeper than ${maxJsonDepth} levels of arrays and objects; send at most ${maxJsonDepth}`)
-    }
-    // Parsed once, from the text already read (request.json would read and parse it again).
-    const body = parseJson(text)
-    if (Either.isLeft(body)) return json(400, "bad_request", body.left)
-    const withHook = typeof body.right === "object" && body.right !== null && !("hook" in body.right)
-      ? { ...body.right, hook }
-      : body.right
-    const envelope = decodeEnvelope(withHook)
-    if (Either.isLeft(envelope)) return json(400, "bad_envelope", `not a WorkflowEnvelope: ${parseIssueLines(envelope.left).join("; ")}`)
-    if (envelope.right.hook !== hook) return json(400, "bad_envelope", `envelope.hook is ${envelope.right.hook} but the route's hook is ${hook}`)
-    // The body as sent is the envelope's encoding when decoding changed nothing: no hook added, no key dropped.
-    if (withHook === body.right && onlyEnvelopeKeys(body.right) && decodedAsIs(bytes.right, text)) rememberJson(envelope.right, bytes.right)
-    return yield* deps.hooks.invoke(hook, envelope.right).pipe(
-      Effect.map((result) => BoundedResponse.json(result)),
-      Effect.catchTag("UnknownHook", (error) => Effect.succeed(json(404, "not_found", error.message)))
-    )
+/**
+ * `POST /v1/hooks/{hook}/invoke` on the bounded server's own interface. Continuations, not generators:
+ * this runs once per hook invocation.
+ */
+export const hookInvocationHandler = (deps: ControlDependencies): RequestHandler => {
+  const busy = json(503, "hooks_busy", "every hook invocation permit is in use (host.control.max_hook_invocations); retry later", {
+    "retry-after": String(deps.retryAfterSeconds)
+  })
+  const orBusy = (permitted: Option.Option<BoundedResponse>): BoundedResponse => Option.getOrElse(permitted, () => busy)
+  return (request) => {
+    if (!isLoopbackHostHeader(request.headers["host"])) return Effect.succeed(json(403, badHost.error, badHost.message))
+    const segment = request.path.split("/")[3] ?? ""
+    return Effect.matchEffect(checkRequest(deps.credentials, request.method, request.url, request.headers), {
+      onFailure: (unauthorized) => Effect.succeed(unauthorizedResponse(unauthorized)),
+      onSuccess: () => {
+        let hook: string
+        try {
+          hook = decodeURIComponent(segment)
+        } catch {
+          return Effect.succeed(
+            json(400, "bad_path", `${request.path} is not valid percent-encoding: encode each path segment (encodeURIComponent)`)
+          )
+        }
+        return Effect.map(deps.hookPermits.withPermitsIfAvailable(1)(invoke(deps, hook, request)), orBusy)
+      }
+    })
+  }
+}
+
+/** The envelope of a request body already parsed, or the 400 that says what is wrong with it. */
+const envelopeOf = (hook: string, bytes: Uint8Array, text: string, body: unknown): Either.Either<WorkflowEnvelope, BoundedResponse> => {
+  const withHook = typeof body === "object" && body !== null && !("hook" in body) ? { ...body, hook } : body
+  // The hand-written decoder takes the common envelopes; the Schema decides the rest and words the error.
+  const fast = decodeEnvelopeFast(withHook)
+  const decoded = fast === undefined ? decodeEnvelope(withHook) : Either.right(fast)
+  if (Either.isLeft(decoded)) return Either.left(json(400, "bad_envelope", `not a WorkflowEnvelope: ${parseIssueLines(decoded.left).join("; ")}`))
+  const envelope = decoded.right
+  if (envelope.hook !== hook) return Either.left(json(400, "bad_envelope", `envelope.hook is ${envelope.hook} but the route's hook is ${hook}`))
+  // The body as sent is the envelope's encoding when decoding changed nothing: no hook added, no key dropped.
+  if (withHook === body && onlyEnvelopeKeys(body) && decodedAsIs(bytes, text)) rememberJson(envelope, bytes)
+  return Either.right(envelope)
+}
+
+const invoke = (deps: ControlDependencies, hook: string, request: BoundedRequest): Effect.Effect<BoundedResponse> =>
+  Effect.flatMap(deps.hooks.names, (names) => {
+    if (!names.includes(hook)) return Effect.succeed(json(404, "not_found", `no hook named ${hook} (configured: ${names.join(", ") || "none"})`))
+    return Effect.matchEffect(request.body, {
+      onFailure: (error) => Effect.succeed(json(400, "bad_request", error.message)),
+      onSuccess: (bytes) => {
+        const text = textDecoder.decode(bytes)
+        // Measured before it is parsed: a deeply nested envelope would overflow the stack further on.
+        if (exceedsJsonDepth(text)) {
+          return Effect.succeed(
+            json(400, "too_deep", `the envelope nests deeper than ${maxJsonDepth} levels of arrays and objects; send at most ${maxJsonDepth}`)
+          )
+        }
+        // Parsed once, from the text already read (request.json would read and parse it again).
+        const body = parseJson(text)
+        if (Either.isLeft(body)) return Effect.succeed(json(400, "bad_request", body.left))
+        const envelope = envelopeOf(hook, bytes, text, body.right)
+        if (Either.isLeft(envelope)) return Effect.succeed(envelope.left)
+        return Effect.matchEffect(deps.hooks.invoke(hook, envelope.right), {
+          onFailure: (error) => Effect.succeed(json(404, "not_found", error.message)),
+          onSuccess: (result) => Effect.succeed(BoundedResponse.json(result))
+        })
+      }
+    })
   })

@@ -3,8 +3,8 @@
  * the next step a new payload, `deny` stops; a failed step denies (`fail_closed`) or is recorded and
  * skipped over (`fail_open`). The envelope's `deadline_ms` bounds the whole chain.
  */
-import { Clock, Duration, Effect, Layer } from "effect"
-import { type Executor, Executors } from "../../services/host/Executor.js"
+import { Cause, Duration, Effect, Either, Layer, Option } from "effect"
+import { type Executor, type ExecutorError, Executors, HookDeadlinePassed } from "../../services/host/Executor.js"
 import { CurrentConfig } from "../../services/host/EffectiveConfig.js"
 import {
   type HookResult,
@@ -30,41 +30,64 @@ const elapsedMs = (fromNanos: bigint, toNanos: bigint): number => Math.round(Num
 const withAnnotations = <D extends MiddlewareDecision>(decision: D, annotations: Annotations): D =>
   Object.keys(annotations).length === 0 ? decision : { ...decision, annotations }
 
-/** Invokes one step, bounded by what is left of the hook's deadline; every way it can go wrong is a `StepFailure`. */
-const invokeStep = (
+const stepDecision = (decision: MiddlewareDecision): Either.Either<MiddlewareDecision, StepFailure> => Either.right(decision)
+
+const stepFailure = (failure: StepFailure): Either.Either<MiddlewareDecision, StepFailure> =>
+  Either.left({ reason: failure.reason, message: failure.message })
+
+/**
+ * Runs one step, bounded by what is left of the hook's deadline, and answers its decision or the
+ * `StepFailure` it ended in (an interrupt from outside still interrupts). An executor that can end its
+ * own call at a deadline (`invokeWithin`) is given the rest of it; the others are wrapped in a timeout.
+ */
+const stepOutcome = (
   component: string,
   executor: Executor | undefined,
   envelope: WorkflowEnvelope,
   remainingNanos: bigint | undefined
-): Effect.Effect<MiddlewareDecision, StepFailure> => {
+): Effect.Effect<Either.Either<MiddlewareDecision, StepFailure>> => {
   if (executor === undefined) {
-    return Effect.fail({ reason: "NoExecutor", message: `no executor for component ${component} (is it configured and enabled?)` })
+    return Effect.succeed(stepFailure({ reason: "NoExecutor", message: `no executor for component ${component} (is it configured and enabled?)` }))
   }
   if (remainingNanos !== undefined && remainingNanos <= 0n) {
-    return Effect.fail({ reason: "Timeout", message: `not started: the hook's deadline_ms ${envelope.deadline_ms} had passed` })
+    return Effect.succeed(stepFailure({ reason: "Timeout", message: `not started: the hook's deadline_ms ${envelope.deadline_ms} had passed` }))
   }
-  const invoked = executor.invoke(envelope).pipe(
-    Effect.mapError((error): StepFailure => ({ reason: error.reason, message: error.message })),
-    Effect.catchAllDefect((defect) =>
-      Effect.logError("executor defect").pipe(
-        Effect.annotateLogs({ component, hook: envelope.hook, envelope_id: envelope.id, defect: String(defect) }),
-        Effect.zipRight(Effect.fail<StepFailure>({ reason: "Failed", message: `component ${component}: executor defect: ${String(defect)}` }))
-      ))
-  )
-  return remainingNanos === undefined ? invoked : invoked.pipe(
-    Effect.timeoutFail({
-      duration: Duration.nanos(remainingNanos),
-      onTimeout: (): StepFailure => ({
-        reason: "Timeout",
-        message: `component ${component}: interrupted: the hook's deadline_ms ${envelope.deadline_ms} passed`
-      })
-    })
-  )
+  const deadlinePassed = (): StepFailure => ({
+    reason: "Timeout",
+    message: `component ${component}: interrupted: the hook's deadline_ms ${envelope.deadline_ms} passed`
+  })
+  const invoked: Effect.Effect<MiddlewareDecision, ExecutorError | HookDeadlinePassed | StepFailure> = executor.invokeWithin !== undefined
+    ? executor.invokeWithin(envelope, remainingNanos === undefined ? undefined : Number(remainingNanos) / 1e6)
+    : remainingNanos === undefined
+    ? executor.invoke(envelope)
+    : Effect.timeoutFail(executor.invoke(envelope), { duration: Duration.nanos(remainingNanos), onTimeout: deadlinePassed })
+  // One continuation for success, failure and defect (rather than mapError, catchAllDefect and either).
+  return Effect.matchCauseEffect(invoked, {
+    onSuccess: (decision) => Effect.succeed(stepDecision(decision)),
+    onFailure: (cause) => {
+      const failure = Cause.failureOption(cause)
+      if (Option.isSome(failure)) {
+        const error = failure.value
+        return Effect.succeed(stepFailure(
+          error instanceof HookDeadlinePassed ? deadlinePassed() : error
+        ))
+      }
+      const defect = Cause.dieOption(cause)
+      // Neither a failure nor a defect: an interrupt from outside, which goes on as one.
+      if (Option.isNone(defect)) return Effect.failCause(Cause.stripFailures(cause))
+      return Effect.logError("executor defect").pipe(
+        Effect.annotateLogs({ component, hook: envelope.hook, envelope_id: envelope.id, defect: String(defect.value) }),
+        Effect.as(stepFailure({ reason: "Failed", message: `component ${component}: executor defect: ${String(defect.value)}` }))
+      )
+    }
+  })
 }
 
 /**
  * Runs `hook` on `envelope` with the executors `executors` finds, then hands `trace` one
  * `InvocationRecord`. Never fails: every failure is a step outcome and, under `fail_closed`, a deny.
+ * The chain is a loop of continuations in the caller's fiber (no generator, no fork); the clock is read
+ * once as a service and then synchronously.
  */
 export const runHook = (
   hook: HookSpec,
@@ -72,9 +95,9 @@ export const runHook = (
   executors: (componentId: string) => Executor | undefined,
   trace: (record: InvocationRecord) => Effect.Effect<void>
 ): Effect.Effect<HookResult> =>
-  Effect.gen(function*() {
-    const startedAt = yield* Clock.currentTimeMillis
-    const startedNanos = yield* Clock.currentTimeNanos
+  Effect.clockWith((clock) => {
+    const startedAt = clock.unsafeCurrentTimeMillis()
+    const startedNanos = clock.unsafeCurrentTimeNanos()
     const deadlineNanos = envelope.deadline_ms === undefined
       ? undefined
       : startedNanos + BigInt(envelope.deadline_ms) * 1_000_000n
@@ -85,25 +108,15 @@ export const runHook = (
     let annotations: Annotations = {}
     let stopped: MiddlewareDecision | undefined
 
-    for (const component of hook.components) {
-      if (stopped !== undefined) {
-        steps.push({ component, outcome: "skipped", duration_ms: 0 })
-        continue
-      }
-      const stepStarted = yield* Clock.currentTimeNanos
-      const stepEnvelope = modified ? { ...envelope, payload } : envelope
-      const outcome = yield* Effect.either(
-        invokeStep(component, executors(component), stepEnvelope, deadlineNanos === undefined ? undefined : deadlineNanos - stepStarted)
-      )
-      const duration_ms = elapsedMs(stepStarted, yield* Clock.currentTimeNanos)
-
-      if (outcome._tag === "Left") {
+    const record = (component: string, stepStarted: bigint, outcome: Either.Either<MiddlewareDecision, StepFailure>): void => {
+      const duration_ms = elapsedMs(stepStarted, clock.unsafeCurrentTimeNanos())
+      if (Either.isLeft(outcome)) {
         const error = outcome.left
         steps.push({ component, outcome: "failed", duration_ms, error: { reason: error.reason, message: error.message } })
         if (hook.failurePolicy === "fail_closed") {
           stopped = withAnnotations({ decision: "deny", reason: `${component} failed: ${error.reason}: ${error.message}` }, annotations)
         }
-        continue
+        return
       }
       const decision = outcome.right
       steps.push({ component, outcome: decision.decision, duration_ms })
@@ -121,20 +134,46 @@ export const runHook = (
       }
     }
 
-    const decision: MiddlewareDecision = stopped ??
-      (modified ? withAnnotations({ decision: "modify", payload }, annotations) : withAnnotations({ decision: "allow" }, annotations))
-    const result: HookResult = { decision, steps }
-    yield* trace({
-      at: new Date(startedAt).toISOString(),
-      hook: hook.name,
-      envelope_id: envelope.id,
-      subject: envelope.subject,
-      decision,
-      failure_policy: hook.failurePolicy,
-      steps,
-      duration_ms: elapsedMs(startedNanos, yield* Clock.currentTimeNanos)
-    })
-    return result
+    const finish = (): Effect.Effect<HookResult> => {
+      const decision: MiddlewareDecision = stopped ??
+        (modified ? withAnnotations({ decision: "modify", payload }, annotations) : withAnnotations({ decision: "allow" }, annotations))
+      const result: HookResult = { decision, steps }
+      return Effect.as(
+        trace({
+          at: new Date(startedAt).toISOString(),
+          hook: hook.name,
+          envelope_id: envelope.id,
+          subject: envelope.subject,
+          decision,
+          failure_policy: hook.failurePolicy,
+          steps,
+          duration_ms: elapsedMs(startedNanos, clock.unsafeCurrentTimeNanos())
+        }),
+        result
+      )
+    }
+
+    const runFrom = (index: number): Effect.Effect<HookResult> => {
+      for (; index < hook.components.length; index++) {
+        const component = hook.components[index]
+        if (component === undefined) continue
+        if (stopped !== undefined) {
+          steps.push({ component, outcome: "skipped", duration_ms: 0 })
+          continue
+        }
+        const stepStarted = clock.unsafeCurrentTimeNanos()
+        const stepEnvelope = modified ? { ...envelope, payload } : envelope
+        const remaining = deadlineNanos === undefined ? undefined : deadlineNanos - stepStarted
+        const next = index + 1
+        return Effect.flatMap(stepOutcome(component, executors(component), stepEnvelope, remaining), (outcome) => {
+          record(component, stepStarted, outcome)
+          return runFrom(next)
+        })
+      }
+      return finish()
+    }
+
+    return runFrom(0)
   })
 
 /**

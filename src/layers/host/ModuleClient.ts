@@ -5,16 +5,20 @@
  * given (the module's launch token), counts the body while it streams, and destroys its socket when
  * it times out, overflows or is interrupted.
  *
- * Retries: a GET (readiness, health: reads with no effect in the module) that fails with a reset on a
- * reused idle connection before any answer is sent once more on a fresh connection — the module
- * closed that connection as the request left. A POST (`middleware-init`, an invocation) is never
- * retried: the same reset also follows a module that read the request and then died, and running an
- * invocation twice can count twice (a quota, an audit line). The pool keeps such resets rare: it
- * closes idle connections before the module's announced idle timeout, keeps fewer idle connections
- * than the module allows, and drops a launch's connections when the module is restarted.
+ * Retries, on a reused kept-alive connection that fails before any byte of the answer, once, on a
+ * fresh connection: a GET (readiness, health: no effect in the module) after any reset or hang-up; a
+ * POST (`middleware-init`, an invocation) only when the module cannot have read it — ECONNRESET or
+ * EPIPE before the request was fully written (Node had not handed all of it to the kernel). A POST
+ * written in full and then met by a reset or a close ("socket hang up") is not resent: the same
+ * signs follow a module that read it and died or aborted, and running an invocation twice can count
+ * twice (a quota, an audit line). When the module's process died, the executor tells that apart from
+ * an unreachable module by its run having ended (`NotReady`, see `HttpExecutors`). A failure on a
+ * fresh connection is not retried. The pool keeps such resets rare: it closes idle connections before
+ * the module's announced idle timeout, keeps fewer idle connections than the module allows, and drops
+ * a launch's connections when the module is restarted.
  */
 import * as Http from "node:http"
-import { Data, Effect, Layer, Schema } from "effect"
+import { Data, Effect, Either, Layer, Schema } from "effect"
 import type { Scope } from "effect"
 import { LoopbackEndpoint } from "../../services/host/HostConfig.js"
 import {
@@ -86,9 +90,18 @@ const snippet = (text: string): string => {
 
 const resetCodes = new Set(["ECONNRESET", "EPIPE"])
 
+/** Opens a new connection for every request (no keep-alive): the one resend after a stale kept-alive socket. */
+const freshConnection = new Http.Agent({ keepAlive: false })
 
-/** One request/response exchange on the agent, with a deadline and a streaming size cap. */
-const exchange = (
+
+/** How an exchange ends: the raw answer, or why there is none. */
+type Exchanged = Either.Either<RawReply, ModuleCallError | StaleSocket>
+
+/**
+ * One request/response exchange on the agent, with a deadline and a streaming size cap, as a callback:
+ * `done` is called exactly once, unless the returned cancel function runs first (it destroys the socket).
+ */
+const exchangeDirect = (
   agent: Http.Agent,
   target: Target,
   method: "GET" | "POST",
@@ -97,88 +110,136 @@ const exchange = (
   body: Buffer | undefined,
   limits: CallLimits,
   extraHeaders: CallHeaders,
-  retryOnStale: boolean
-): Effect.Effect<RawReply, ModuleCallError | StaleSocket> =>
-  Effect.async<RawReply, ModuleCallError | StaleSocket>((resume) => {
-    const where = `${method} ${endpoint}${path}`
-    let settled = false
-    let answered = false
-    const headers: Record<string, string | number> = { ...extraHeaders, accept: "application/json" }
-    if (body !== undefined) {
-      headers["content-type"] = "application/json"
-      headers["content-length"] = body.length
-    }
-    const request = Http.request({ agent, ...target, method, path, headers })
+  retryOnStale: boolean,
+  done: (result: Exchanged) => void
+): () => void => {
+  const where = `${method} ${endpoint}${path}`
+  let settled = false
+  let answered = false
+  const headers: Record<string, string | number> = { ...extraHeaders, accept: "application/json" }
+  if (body !== undefined) {
+    headers["content-type"] = "application/json"
+    headers["content-length"] = body.length
+  }
+  const request = Http.request({ agent, ...target, method, path, headers })
 
-    const settle = (effect: Effect.Effect<RawReply, ModuleCallError | StaleSocket>): void => {
+  const settle = (result: Exchanged): void => {
+    if (settled) return
+    settled = true
+    clearTimeout(timer)
+    done(result)
+  }
+  const fail = (reason: ModuleCallError["reason"], message: string, status?: number): void =>
+    settle(Either.left(
+      new ModuleCallError({
+        endpoint,
+        path,
+        reason,
+        message: `${where}: ${message}`,
+        ...(status === undefined ? {} : { status })
+      })
+    ))
+  const abandon = (reason: ModuleCallError["reason"], message: string): void => {
+    fail(reason, message)
+    request.destroy()
+  }
+
+  const timer = setTimeout(() => abandon("Timeout", `no complete answer within ${limits.timeoutMs} ms`), limits.timeoutMs)
+
+  request.on("error", (error) => {
+    if (settled) return
+    const code = errorCode(error)
+    // A POST is resent only when the module cannot have read it (see the file's doc): it was not fully written.
+    const unread = method === "GET" || !request.writableFinished
+    if (retryOnStale && request.reusedSocket && !answered && unread && code !== undefined && resetCodes.has(code)) {
+      settle(Either.left(new StaleSocket({ message: error.message })))
+    } else {
+      fail("Unreachable", `${error.message}${code === undefined || error.message.includes(code) ? "" : ` (${code})`}`)
+    }
+  })
+  request.on("response", (response) => {
+    answered = true
+    const status = response.statusCode ?? 0
+    const declared = Number(response.headers["content-length"])
+    if (Number.isFinite(declared) && declared > limits.maxResponseBytes) {
+      abandon("TooLarge", `answer of ${declared} bytes exceeds max_response_bytes ${limits.maxResponseBytes}`)
+      return
+    }
+    const chunks: Array<Buffer> = []
+    let received = 0
+    response.on("data", (chunk: Buffer) => {
       if (settled) return
-      settled = true
-      clearTimeout(timer)
-      resume(effect)
-    }
-    const fail = (reason: ModuleCallError["reason"], message: string, status?: number): void =>
-      settle(Effect.fail(
-        new ModuleCallError({
-          endpoint,
-          path,
-          reason,
-          message: `${where}: ${message}`,
-          ...(status === undefined ? {} : { status })
-        })
-      ))
-    const abandon = (reason: ModuleCallError["reason"], message: string): void => {
-      fail(reason, message)
-      request.destroy()
-    }
-
-    const timer = setTimeout(() => abandon("Timeout", `no complete answer within ${limits.timeoutMs} ms`), limits.timeoutMs)
-
-    request.on("error", (error) => {
-      if (settled) return
-      const code = errorCode(error)
-      if (retryOnStale && request.reusedSocket && !answered && code !== undefined && resetCodes.has(code)) {
-        settle(Effect.fail(new StaleSocket({ message: error.message })))
-      } else {
-        fail("Unreachable", `${error.message}${code === undefined || error.message.includes(code) ? "" : ` (${code})`}`)
-      }
-    })
-    request.on("response", (response) => {
-      answered = true
-      const status = response.statusCode ?? 0
-      const declared = Number(response.headers["content-length"])
-      if (Number.isFinite(declared) && declared > limits.maxResponseBytes) {
-        abandon("TooLarge", `answer of ${declared} bytes exceeds max_response_bytes ${limits.maxResponseBytes}`)
+      received += chunk.length
+      if (received > limits.maxResponseBytes) {
+        abandon("TooLarge", `answer exceeds max_response_bytes ${limits.maxResponseBytes} (aborted while streaming)`)
         return
       }
-      const chunks: Array<Buffer> = []
-      let received = 0
-      response.on("data", (chunk: Buffer) => {
-        if (settled) return
-        received += chunk.length
-        if (received > limits.maxResponseBytes) {
-          abandon("TooLarge", `answer exceeds max_response_bytes ${limits.maxResponseBytes} (aborted while streaming)`)
-          return
-        }
-        chunks.push(chunk)
-      })
-      response.on("end", () => settle(Effect.succeed({ status, body: Buffer.concat(chunks, received) })))
-      // A socket closed mid-body surfaces here; the `close` check below reports it.
-      response.on("error", () => undefined)
-      response.on("close", () => {
-        if (!response.complete) fail("Unreachable", "the connection closed before the answer was complete")
-      })
+      chunks.push(chunk)
     })
-    request.end(body)
-
-    return Effect.sync(() => {
-      clearTimeout(timer)
-      if (!settled) {
-        settled = true
-        request.destroy()
-      }
+    response.on("end", () => settle(Either.right({ status, body: Buffer.concat(chunks, received) })))
+    // A socket closed mid-body surfaces here; the `close` check below reports it.
+    response.on("error", () => undefined)
+    response.on("close", () => {
+      if (!response.complete) fail("Unreachable", "the connection closed before the answer was complete")
     })
   })
+  request.end(body)
 
+  return () => {
+    clearTimeout(timer)
+    if (!settled) {
+      settled = true
+      request.destroy()
+    }
+  }
+}
+
+const noCancel = (): void => undefined
+
+/**
+ * One call as a callback (the hook path's form: no fiber, no Effect): `done` is called exactly once,
+ * unless the returned cancel function runs first. `call` is the same as an Effect.
+ */
+const callDirect = (
+  pool: ModulePool,
+  method: "GET" | "POST",
+  endpoint: string,
+  path: string,
+  body: Buffer | undefined,
+  limits: CallLimits,
+  headers: CallHeaders,
+  done: (result: Either.Either<RawReply, ModuleCallError>) => void
+): () => void => {
+  // Refused before a connection is made.
+  const refuse = (message: string): () => void => {
+    done(Either.left(new ModuleCallError({ endpoint, path, reason: "Unreachable", message })))
+    return noCancel
+  }
+  const target = moduleTarget(endpoint)
+  if (target === undefined) {
+    return refuse(`${method} ${endpoint}${path}: not a loopback endpoint (modules are only reached on 127.0.0.1, localhost, [::1] or unix:/absolute/path)`)
+  }
+  if (!path.startsWith("/")) return refuse(`${method} ${endpoint}: path "${path}" must start with "/"`)
+  const unreachable = (error: ModuleCallError | StaleSocket): ModuleCallError =>
+    error._tag === "StaleSocket"
+      ? new ModuleCallError({ endpoint, path, reason: "Unreachable", message: `${method} ${endpoint}${path}: ${error.message}` })
+      : error
+  const agent = pool.agentFor(endpoint, headers.authorization)
+  // Node's documented remedy for the keep-alive race (see the file's doc for when a POST is resent): a
+  // reused socket reset before any answer means the module closed it while idle, or died; send it once
+  // more on a new connection (the pool's next idle socket may be just as dead).
+  let cancel = exchangeDirect(agent, target, method, endpoint, path, body, limits, headers, true, (first) => {
+    if (Either.isLeft(first) && first.left._tag === "StaleSocket") {
+      cancel = exchangeDirect(freshConnection, target, method, endpoint, path, body, limits, headers, false, (second) =>
+        done(Either.mapLeft(second, unreachable)))
+    } else {
+      done(Either.mapLeft(first, unreachable))
+    }
+  })
+  return () => cancel()
+}
+
+/** `callDirect` as an Effect: interrupting it destroys the socket. */
 const call = (
   pool: ModulePool,
   method: "GET" | "POST",
@@ -187,33 +248,11 @@ const call = (
   body: Buffer | undefined,
   limits: CallLimits,
   headers: CallHeaders
-): Effect.Effect<RawReply, ModuleCallError> => {
-  const target = moduleTarget(endpoint)
-  if (target === undefined) {
-    return Effect.fail(
-      new ModuleCallError({
-        endpoint,
-        path,
-        reason: "Unreachable",
-        message: `${method} ${endpoint}${path}: not a loopback endpoint (modules are only reached on 127.0.0.1, localhost, [::1] or unix:/absolute/path)`
-      })
-    )
-  }
-  if (!path.startsWith("/")) {
-    return Effect.fail(
-      new ModuleCallError({ endpoint, path, reason: "Unreachable", message: `${method} ${endpoint}: path "${path}" must start with "/"` })
-    )
-  }
-  const agent = pool.agentFor(endpoint, headers.authorization)
-  const once = (retryOnStale: boolean) => exchange(agent, target, method, endpoint, path, body, limits, headers, retryOnStale)
-  // Node's documented remedy for the keep-alive race, for a GET only (see the file's doc): a reused
-  // socket reset before any answer means the module closed it while idle; send it once more.
-  const sent = method === "GET" ? once(true).pipe(Effect.catchTag("StaleSocket", () => once(false))) : once(false)
-  return sent.pipe(
-    Effect.catchTag("StaleSocket", (stale) =>
-      Effect.fail(new ModuleCallError({ endpoint, path, reason: "Unreachable", message: `${method} ${endpoint}${path}: ${stale.message}` })))
-  )
-}
+): Effect.Effect<RawReply, ModuleCallError> =>
+  Effect.async<RawReply, ModuleCallError>((resume) => {
+    const cancel = callDirect(pool, method, endpoint, path, body, limits, headers, resume)
+    return Effect.sync(cancel)
+  })
 
 const readGet = ({ body, status }: RawReply): ModuleReply => {
   const text = body.toString("utf8")
@@ -225,10 +264,10 @@ const readGet = ({ body, status }: RawReply): ModuleReply => {
   }
 }
 
-const readPost = (endpoint: string, path: string, { body, status }: RawReply): Effect.Effect<ModuleReply, ModuleCallError> => {
+const readPost = (endpoint: string, path: string, { body, status }: RawReply): Either.Either<ModuleReply, ModuleCallError> => {
   const text = body.toString("utf8")
   if (status < 200 || status > 299) {
-    return Effect.fail(
+    return Either.left(
       new ModuleCallError({
         endpoint,
         path,
@@ -238,9 +277,9 @@ const readPost = (endpoint: string, path: string, { body, status }: RawReply): E
       })
     )
   }
-  if (text.length === 0) return Effect.succeed({ status, body: null })
+  if (text.length === 0) return Either.right({ status, body: null })
   if (exceedsJsonDepth(text)) {
-    return Effect.fail(
+    return Either.left(
       new ModuleCallError({
         endpoint,
         path,
@@ -251,12 +290,31 @@ const readPost = (endpoint: string, path: string, { body, status }: RawReply): E
     )
   }
   try {
-    return Effect.succeed({ status, body: JSON.parse(text) as unknown })
+    return Either.right({ status, body: JSON.parse(text) as unknown })
   } catch {
-    return Effect.fail(
+    return Either.left(
       new ModuleCallError({ endpoint, path, reason: "BadJson", status, message: `POST ${endpoint}${path}: answer is not JSON: ${snippet(text)}` })
     )
   }
+}
+
+/** A JSON POST as a callback: `readPost` on what `callDirect` answers. */
+const postJsonDirect = (
+  pool: ModulePool,
+  endpoint: string,
+  path: string,
+  body: unknown,
+  limits: CallLimits,
+  headers: CallHeaders,
+  done: (result: Either.Either<ModuleReply, ModuleCallError>) => void
+): () => void => {
+  // An envelope the host only forwards goes out as the bytes it came in as, not re-encoded.
+  const forwarded = forwardedJson(body)
+  const bytes = forwarded === undefined
+    ? Buffer.from(JSON.stringify(body) ?? "null", "utf8")
+    : Buffer.from(forwarded.buffer, forwarded.byteOffset, forwarded.byteLength)
+  return callDirect(pool, "POST", endpoint, path, bytes, limits, headers, (sent) =>
+    done(Either.flatMap(sent, (reply) => readPost(endpoint, path, reply))))
 }
 
 /** Builds a module client whose connection pools are destroyed (every socket closed) when the scope closes. */
@@ -266,14 +324,8 @@ export const makeModuleClient = (options: ModuleClientOptions = {}): Effect.Effe
     (pool): ModuleClientShape => ({
       get: (endpoint, path, limits, headers = {}) => Effect.map(call(pool, "GET", endpoint, path, undefined, limits, headers), readGet),
       postJson: (endpoint, path, body, limits, headers = {}) =>
-        Effect.suspend(() => {
-          // An envelope the host only forwards goes out as the bytes it came in as, not re-encoded.
-          const forwarded = forwardedJson(body)
-          const bytes = forwarded === undefined
-            ? Buffer.from(JSON.stringify(body) ?? "null", "utf8")
-            : Buffer.from(forwarded.buffer, forwarded.byteOffset, forwarded.byteLength)
-          return call(pool, "POST", endpoint, path, bytes, limits, headers)
-        }).pipe(Effect.flatMap((reply) => readPost(endpoint, path, reply)))
+        Effect.async<ModuleReply, ModuleCallError>((resume) => Effect.sync(postJsonDirect(pool, endpoint, path, body, limits, headers, resume))),
+      postJsonDirect: (endpoint, path, body, limits, headers, done) => postJsonDirect(pool, endpoint, path, body, limits, headers, done)
     })
   )
 

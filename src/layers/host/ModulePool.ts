@@ -5,7 +5,10 @@
  * A module launch is known by its endpoint and the credential its calls carry (the per-launch token in
  * `Authorization`). A call with a new credential for an endpoint means the module was restarted there:
  * the old launch's pool is destroyed, so no later call is sent on a connection to the old process.
- * Calls without a credential (readiness and health probes) use the endpoint's current pool.
+ * Calls without a credential (readiness and health probes) use the endpoint's current pool, and so do
+ * late calls that still carry a replaced launch's credential (the host holds the module's socket, so the
+ * endpoint stays the same across restarts): the new launch answers them 401, and they must not tear down
+ * its pool.
  *
  * Idle sockets are bounded per endpoint in number (`maxIdleSocketsPerEndpoint`, at most the SDK's
  * default idle bound, so the module never has to close one the host still keeps) and in time: a module
@@ -41,7 +44,12 @@ interface Launch {
   /** The credential its calls carry; undefined until a call carries one. */
   credential: string | undefined
   readonly agent: Http.Agent
+  /** Credentials of the endpoint's earlier launches (the last few): never a reason to replace this pool. */
+  readonly retired: ReadonlyArray<string>
 }
+
+/** Earlier launches' credentials remembered per endpoint. */
+const retiredKept = 8
 
 /** Keep-alive pools per module endpoint; `destroy` closes every socket. */
 export interface ModulePool {
@@ -61,7 +69,7 @@ export const makeModulePool = (options: ModulePoolOptions = {}): ModulePool => {
   const timeout = options.idleSocketMs ?? defaultIdleSocketMs
   const launches = new Map<string, Launch>()
 
-  const open = (endpoint: string, credential: string | undefined): Launch => {
+  const open = (endpoint: string, credential: string | undefined, retired: ReadonlyArray<string> = []): Launch => {
     if (launches.size >= sweepAbove) {
       for (const [key, launch] of launches) {
         if (!hasSockets(launch.agent)) {
@@ -71,7 +79,8 @@ export const makeModulePool = (options: ModulePoolOptions = {}): ModulePool => {
       }
     }
     // `timeout` also caps the module's announced idle time: Node keeps the smaller of the two.
-    const launch: Launch = { credential, agent: new Http.Agent({ keepAlive: true, maxSockets, maxFreeSockets, timeout, scheduling: "lifo" }) }
+    const agent = new Http.Agent({ keepAlive: true, maxSockets, maxFreeSockets, timeout, scheduling: "lifo" })
+    const launch: Launch = { credential, agent, retired }
     launches.set(endpoint, launch)
     return launch
   }
@@ -80,7 +89,7 @@ export const makeModulePool = (options: ModulePoolOptions = {}): ModulePool => {
     agentFor: (endpoint, credential) => {
       const current = launches.get(endpoint)
       if (current === undefined) return open(endpoint, credential).agent
-      if (credential === undefined || credential === current.credential) return current.agent
+      if (credential === undefined || credential === current.credential || current.retired.includes(credential)) return current.agent
       if (current.credential === undefined) {
         // The launch's first authenticated call (after its readiness probes): same process, same sockets.
         current.credential = credential
@@ -88,7 +97,7 @@ export const makeModulePool = (options: ModulePoolOptions = {}): ModulePool => {
       }
       // A restart: the old process's connections must never carry the new launch's calls.
       current.agent.destroy()
-      return open(endpoint, credential).agent
+      return open(endpoint, credential, [current.credential, ...current.retired].slice(0, retiredKept)).agent
     },
     destroy: () => {
       for (const launch of launches.values()) launch.agent.destroy()

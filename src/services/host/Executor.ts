@@ -3,7 +3,7 @@
  * `http_local_json`). Every invocation takes a `WorkflowEnvelope` and must return a valid
  * `MiddlewareDecision`; anything else is an `ExecutorError`, never a silent pass.
  */
-import { Context, Schema } from "effect"
+import { Context, Data, Schema } from "effect"
 import type { Effect } from "effect"
 import { Phase } from "./Component.js"
 import type { MiddlewareDecision, WorkflowEnvelope } from "./MiddlewareContract.js"
@@ -29,10 +29,25 @@ export class ExecutorError extends Schema.TaggedError<ExecutorError>()("Executor
   message: Schema.String
 }) {}
 
+/**
+ * The hook's `deadline_ms` ran out while a step ran: the step was ended (its socket destroyed), and the
+ * hook runner reports the hook's deadline, not the component's own limit.
+ */
+export class HookDeadlinePassed extends Data.TaggedError("HookDeadlinePassed") {}
+
 /** Invokes one component. */
 export interface Executor {
   readonly component: string
   readonly invoke: (envelope: WorkflowEnvelope) => Effect.Effect<MiddlewareDecision, ExecutorError>
+  /**
+   * `invoke`, also ended `withinMs` from now (the rest of the hook's deadline) by the timer the call has
+   * anyway, failing `HookDeadlinePassed`: no timeout fiber around it. The HTTP kinds offer it; the hook
+   * runner wraps the others' `invoke` in a timeout. `undefined` means no hook deadline.
+   */
+  readonly invokeWithin?: (
+    envelope: WorkflowEnvelope,
+    withinMs: number | undefined
+  ) => Effect.Effect<MiddlewareDecision, ExecutorError | HookDeadlinePassed>
 }
 
 /** A function an `in_process` component runs. */

@@ -4,7 +4,7 @@
  * carries (the module's launch token, the invocation's deadline).
  */
 import { Context, Schema } from "effect"
-import type { Effect } from "effect"
+import type { Effect, Either } from "effect"
 
 /** A module call that did not produce a usable answer. */
 export class ModuleCallError extends Schema.TaggedError<ModuleCallError>()("ModuleCallError", {
@@ -60,6 +60,19 @@ export interface ModuleClientShape {
     limits: CallLimits,
     headers?: CallHeaders
   ) => Effect.Effect<ModuleReply, ModuleCallError>
+  /**
+   * `postJson` as a callback, for the hook path (no fiber, no Effect per call): `done` is called exactly
+   * once, unless the returned cancel function runs first (it destroys the call's socket). Optional: a
+   * client without it (a scripted test client) is called through `postJson`.
+   */
+  readonly postJsonDirect?: (
+    endpoint: string,
+    path: string,
+    body: unknown,
+    limits: CallLimits,
+    headers: CallHeaders,
+    done: (result: Either.Either<ModuleReply, ModuleCallError>) => void
+  ) => () => void
 }
 
 /** The module client of the current program. */

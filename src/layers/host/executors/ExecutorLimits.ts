@@ -3,10 +3,11 @@
  * waiting (`Busy`), a deadline with a backstop, decision decoding, and the mapping of client and
  * launcher errors to `ExecutorError` reasons.
  */
-import { Effect, Either, Inspectable, Option, ParseResult, Predicate, Schema } from "effect"
+import { Effect, Either, Inspectable, ParseResult, Predicate, Schema } from "effect"
 import type { Phase } from "../../../services/host/Component.js"
 import { ExecutorError, type Executor } from "../../../services/host/Executor.js"
 import { type ComponentConfig, defaultHttpConfig } from "../../../services/host/HostConfig.js"
+import { decodeDecisionFast } from "../../../services/host/ContractDecoders.js"
 import { MiddlewareDecision, type WorkflowEnvelope } from "../../../services/host/MiddlewareContract.js"
 import { type CallLimits, type ModuleCallError } from "../../../services/host/ModuleClient.js"
 import { type LaunchError } from "../../../services/host/ProcessLauncher.js"
@@ -63,20 +64,82 @@ export const summarizeInvalid = (answer: unknown, error: ParseResult.ParseError)
 // Built once for the shape, not per answer: an invocation only runs the prebuilt decoder.
 const decodeDecisionEither = Schema.decodeUnknownEither(MiddlewareDecision)
 
-/** Decodes an answer as a `MiddlewareDecision`; an invalid one fails with `InvalidDecision` and what is wrong. */
-export const decodeDecision = (component: string, answer: unknown): Effect.Effect<MiddlewareDecision, ExecutorError> => {
-  const decoded = decodeDecisionEither(answer)
-  return Either.isRight(decoded)
-    ? Effect.succeed(decoded.right)
-    : Effect.fail(executorError(component, "InvalidDecision", `invalid decision: ${summarizeInvalid(answer, decoded.left)}`))
+/**
+ * Decodes an answer as a `MiddlewareDecision`; an invalid one fails with `InvalidDecision` and what is
+ * wrong. The common answers take the hand-written decoder; the Schema decides the rest and words the error.
+ */
+export const decodeDecision = (component: string, answer: unknown): Either.Either<MiddlewareDecision, ExecutorError> => {
+  const fast = decodeDecisionFast(answer)
+  if (fast !== undefined) return Either.right(fast)
+  return Either.mapLeft(
+    decodeDecisionEither(answer),
+    (error) => executorError(component, "InvalidDecision", `invalid decision: ${summarizeInvalid(answer, error)}`)
+  )
 }
 
 /**
- * Wraps an invocation in a non-waiting permit (`Busy` when all are held) and a deadline of
+ * A component's concurrency permits, taken without waiting: a plain counter, so the hook path takes and
+ * returns one without an Effect, and every path of the component shares the same bound.
+ */
+export class ConcurrencyPermits {
+  private held = 0
+  constructor(readonly max: number) {}
+  /** Takes a permit when one is free. */
+  tryTake(): boolean {
+    if (this.held >= this.max) return false
+    this.held += 1
+    return true
+  }
+  /** Whether a permit is free now (without taking it). */
+  get available(): boolean {
+    return this.held < this.max
+  }
+  /** Returns a permit taken with `tryTake`. */
+  release(): void {
+    this.held -= 1
+  }
+}
+
+/** The `Busy` failure of a component whose permits are all held. */
+export const busyError = (component: string, maxConcurrency: number): ExecutorError =>
+  executorError(component, "Busy", `all ${maxConcurrency} concurrency permits are held; try again later`)
+
+/**
+ * Wraps an invocation in a non-waiting permit of `permits` (`Busy` when all are held) and a deadline of
  * `deadlineMs` that interrupts it (`Timeout`, reported as `timeoutMs`, the configured limit).
  * `deadlineMs: "enforced"` adds no deadline: the attempt enforces its own (the module client's timer
  * destroys the call), and a second one would cost two fibers and a timer per invocation.
  */
+export const boundedBy = (
+  component: string,
+  permits: ConcurrencyPermits,
+  timeoutMs: number,
+  deadlineMs: number | "enforced",
+  attempt: (envelope: WorkflowEnvelope) => Effect.Effect<MiddlewareDecision, ExecutorError>
+): Executor => {
+  const timed = deadlineMs === "enforced" ? attempt : (envelope: WorkflowEnvelope) =>
+    attempt(envelope).pipe(
+      Effect.timeoutFail({
+        duration: deadlineMs,
+        onTimeout: () => executorError(component, "Timeout", `no decision within ${timeoutMs} ms`)
+      })
+    )
+  const release = Effect.sync(() => permits.release())
+  return {
+    component,
+    // Taken and given back uninterruptibly around an interruptible attempt: an interrupt never leaks a permit.
+    invoke: (envelope) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.suspend(() =>
+          permits.tryTake()
+            ? Effect.ensuring(restore(timed(envelope)), release)
+            : Effect.fail(busyError(component, permits.max))
+        )
+      )
+  }
+}
+
+/** `boundedBy` with permits of its own (`maxConcurrency`). */
 export const bounded = (
   component: string,
   maxConcurrency: number,
@@ -84,23 +147,7 @@ export const bounded = (
   deadlineMs: number | "enforced",
   attempt: (envelope: WorkflowEnvelope) => Effect.Effect<MiddlewareDecision, ExecutorError>
 ): Effect.Effect<Executor> =>
-  Effect.map(Effect.makeSemaphore(maxConcurrency), (permits): Executor => ({
-    component,
-    invoke: (envelope) =>
-      (deadlineMs === "enforced" ? attempt(envelope) : attempt(envelope).pipe(
-        Effect.timeoutFail({
-          duration: deadlineMs,
-          onTimeout: () => executorError(component, "Timeout", `no decision within ${timeoutMs} ms`)
-        })
-      )).pipe(
-        permits.withPermitsIfAvailable(1),
-        Effect.flatMap(Option.match({
-          onNone: () =>
-            Effect.fail(executorError(component, "Busy", `all ${maxConcurrency} concurrency permits are held; try again later`)),
-          onSome: Effect.succeed
-        }))
-      )
-  }))
+  Effect.sync(() => boundedBy(component, new ConcurrencyPermits(maxConcurrency), timeoutMs, deadlineMs, attempt))
 
 export const fromCallError = (component: string, error: ModuleCallError): ExecutorError => {
   switch (error.reason) {
