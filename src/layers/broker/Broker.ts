@@ -3,7 +3,9 @@
  * by the bounded server's raw connection interface. Each frame must arrive whole within the read
  * deadline; a bad frame gets `bad_frame` and a closed connection; hellos are rate-limited per
  * connection and refused `overloaded` while the broker is short of descriptors (its usage sampled from
- * /proc every `fdSampleIntervalMs`, and per accept only when near the limit or demoted).
+ * /proc every `fdSampleIntervalMs`, and per accept only when near the limit or demoted). With every
+ * connection slot held, a new connection closes the one idle longest (between frames) rather than
+ * being refused; it is refused `overloaded` only when every slot is mid-frame or mid-reply.
  */
 import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
@@ -232,7 +234,9 @@ const serveBroker = (
       serve,
       {
         overCapacityReply: encodeReply({ type: "error", code: "overloaded", message: "broker at its connection limit", retry_after_ms: 100 }),
-        onAcceptError: fdGuard.acceptFailed
+        onAcceptError: fdGuard.acceptFailed,
+        // Idle peers (kept client connections, or ones that never send) must not lock other clients out.
+        reclaimIdle: true
       }
     )
     Fs.chmodSync(socketPath, 0o600)

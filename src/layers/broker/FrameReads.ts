@@ -4,6 +4,8 @@
  * the read (one sweeper fiber for every connection, one pass over the waiting reads at drain) instead
  * of an `Effect.timeout` and a race against the drain per read, which fork four fibers and a timer
  * per frame. An overdue or drained read's connection fiber is interrupted; the server then closes it.
+ * A connection is idle (reclaimable when the broker is full) from the moment it waits for a frame with
+ * no byte of one buffered until the first byte arrives; it stays busy through its frames' replies.
  */
 import { Effect, Option } from "effect"
 import type { Fiber, Scope } from "effect"
@@ -50,6 +52,7 @@ export const makeFrameReads = (readDeadlineMs: number): Effect.Effect<FrameReads
       const chunk = peer.read.pipe(Effect.orElseSucceed(() => Option.none<Uint8Array>()))
       const untilFrames: Effect.Effect<Option.Option<ReadonlyArray<FrameResult>>> = Effect.flatMap(chunk, (bytes) => {
         if (Option.isNone(bytes)) return finished
+        peer.setIdle(false)
         const results = decoder.push(bytes.value)
         return results.length === 0 ? untilFramesLazily : Effect.succeed(Option.some(results))
       })
@@ -64,7 +67,11 @@ export const makeFrameReads = (readDeadlineMs: number): Effect.Effect<FrameReads
         reads.add(current)
       }
       const next = Effect.withFiberRuntime<Option.Option<ReadonlyArray<FrameResult>>>((fiber) => {
-        if (draining && decoder.pending() === 0) return finished
+        if (decoder.pending() === 0) {
+          if (draining) return finished
+          // The previous frames are answered (replies written): nothing is under way until the next byte.
+          peer.setIdle(true)
+        }
         start(fiber)
         return Effect.map(untilFrames, (frames) => {
           forget()

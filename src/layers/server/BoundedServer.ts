@@ -159,6 +159,8 @@ export interface ConnectionServeOptions {
   readonly timeoutReply?: Uint8Array
   /** Told of every failed accept, besides the server's own counting and logging. */
   readonly onAcceptError?: (error: Error) => Effect.Effect<void>
+  /** When full, close the connection idle longest (per `BoundedConnection.setIdle`) to admit a new one. */
+  readonly reclaimIdle?: boolean
 }
 
 /** Serves raw connections (TCP or a Unix socket) under the same contract. */
@@ -173,7 +175,8 @@ export const serveConnections = <E, R>(
     const address = yield* serveConnectionsWith(core, handler, {
       overCapacity: options.overCapacityReply ?? new Uint8Array(0),
       timedOut: options.timeoutReply ?? new Uint8Array(0),
-      ...(options.onAcceptError === undefined ? {} : { onAcceptError: options.onAcceptError })
+      ...(options.onAcceptError === undefined ? {} : { onAcceptError: options.onAcceptError }),
+      reclaimIdle: options.reclaimIdle === true
     })
     return shapeOf(core, address)
   })

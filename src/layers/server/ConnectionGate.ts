@@ -1,8 +1,9 @@
 /**
  * The listener and its connection permits. Over capacity (or while draining) a connection gets a
  * fixed reply written in the accept callback, before any parsing, and is closed as soon as the reply
- * is written; no fiber starts. (Node's own `maxConnections` drops the socket without a byte.) An HTTP
- * gate first closes the connection idle longest, so idle sockets cannot hold every permit.
+ * is written; no fiber starts. (Node's own `maxConnections` drops the socket without a byte.) A gate
+ * that reclaims idle connections (HTTP, the broker) first closes the one idle longest, so idle sockets
+ * cannot hold every permit.
  */
 import * as Net from "node:net"
 import { Effect } from "effect"
@@ -43,7 +44,8 @@ export interface ConnectionGateOptions {
   readonly onAcceptError: (error: Error) => void
   /**
    * When every permit is held, close the connection idle longest (no request in progress) to admit the
-   * new one. For HTTP, whose transport reports requests through `requestStarted`/`requestFinished`.
+   * new one. Its user reports requests through `requestStarted`/`requestFinished`: the HTTP transport, and
+   * raw connection handlers through `BoundedConnection.setIdle`.
    */
   readonly reclaimIdle?: boolean
 }

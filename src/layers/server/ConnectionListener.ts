@@ -19,6 +19,11 @@ export interface ConnectionReplies {
   readonly timedOut: Uint8Array
   /** Told of every failed accept (the broker demotes itself on EMFILE). */
   readonly onAcceptError?: (error: Error) => Effect.Effect<void>
+  /**
+   * When every permit is held, close the connection idle longest (as its handler reports through
+   * `setIdle`) to admit the new one, instead of refusing the new one.
+   */
+  readonly reclaimIdle?: boolean
 }
 
 const route = "connection"
@@ -36,7 +41,15 @@ export const serveConnectionsWith = <E, R>(
 
     const onAccepted = (socket: Net.Socket) => {
       socket.on("error", () => {})
-      const connection = makeNodeConnection(core.nextRequestId(), socket)
+      // Only transitions reach the gate: its idle tracking counts requests, the handler reports states.
+      let idle = true
+      const setIdle = (next: boolean) => {
+        if (next === idle || socket.destroyed) return
+        idle = next
+        if (next) gate.requestFinished(socket)
+        else gate.requestStarted(socket)
+      }
+      const connection = makeNodeConnection(core.nextRequestId(), socket, setIdle)
       const info = { requestId: connection.id, method: "CONNECT", path: connection.remoteAddress ?? "local", route }
       const program = Effect.suspend(() => handler(connection)).pipe(
         Effect.catchAllCause((cause) => Effect.asVoid(core.runFailed(info, cause)))
@@ -67,6 +80,7 @@ export const serveConnectionsWith = <E, R>(
       metrics,
       rejectBytes: replies.overCapacity,
       onAccepted,
+      reclaimIdle: replies.reclaimIdle === true,
       onAcceptError: (error) => {
         runFork(replies.onAcceptError === undefined ? core.acceptFailed(error) : Effect.zipRight(core.acceptFailed(error), replies.onAcceptError(error)))
       }

@@ -3,8 +3,13 @@ import type * as Net from "node:net"
 import { Effect, Option } from "effect"
 import { ConnectionError, type BoundedConnection } from "../../services/server/BoundedConnection.js"
 
-/** Wraps an admitted socket; the socket starts paused and is resumed only while a read waits. */
-export const makeNodeConnection = (id: string, socket: Net.Socket): BoundedConnection => {
+const ignoreIdle = (_idle: boolean) => {}
+
+/**
+ * Wraps an admitted socket; the socket starts paused and is resumed only while a read waits. `setIdle`
+ * reaches the server's idle tracking (none by default).
+ */
+export const makeNodeConnection = (id: string, socket: Net.Socket, setIdle: (idle: boolean) => void = ignoreIdle): BoundedConnection => {
   socket.pause()
   const read = Effect.async<Option.Option<Uint8Array>, ConnectionError>((resume) => {
     if (socket.readableEnded) return resume(Effect.succeed(Option.none()))
@@ -58,6 +63,7 @@ export const makeNodeConnection = (id: string, socket: Net.Socket): BoundedConne
     }),
     destroy: Effect.sync(() => {
       socket.destroy()
-    })
+    }),
+    setIdle
   }
 }

@@ -25,6 +25,11 @@ export interface BoundedConnection {
   readonly end: Effect.Effect<void>
   /** Closes the connection at once, in both directions, dropping what is not yet sent. */
   readonly destroy: Effect.Effect<void>
+  /**
+   * Tells the server whether the connection is between messages (idle: it may be closed to admit a new
+   * connection when every permit is held, if the server reclaims idle ones) or inside one. Starts idle.
+   */
+  readonly setIdle: (idle: boolean) => void
 }
 
 /** A handler of the raw connection interface; the connection closes when it returns. */
