@@ -10,8 +10,7 @@
  * - `restartsWithinBudget`: automatic restarts in any `window_sec` never exceed `max_restarts`.
  * - `failedLeftOnlyByOperator`: `failed` is left only by an operator start or restart (or a reload).
  * - `commandsEndWithinBound`: every stop ends in `stopped` or `failed` within `stop_timeout_ms` of its
- *   turn; no command runs past its bound or dies. (One known finding is tolerated until it is fixed: a
- *   stop of a component waiting in a start wave leaves it `configured`; see `stopLostToAStartWave`.)
+ *   turn; no command runs past its bound or dies.
  * - `noProcessOutlivesItsOwner`: no simulated process outlives its component, its backend's registry
  *   entry, its parent process, or the host.
  * - `oneLaunchPerHelloBurst`: concurrent hellos for one missing backend launch exactly one.

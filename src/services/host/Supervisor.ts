@@ -79,7 +79,11 @@ export interface SupervisorShape {
    * returns once the start is under way (phase `starting`), not when it is ready: see `settled`.
    */
   readonly start: (id: string) => Effect.Effect<ComponentView, UnknownComponent | ImpossibleTransition>
-  /** Stops a component and waits until its process group is gone. */
+  /**
+   * Stops a component and waits until its process group is gone. Once begun it ends in `stopped` even if
+   * the caller is interrupted (bounded by `stop_timeout_ms` and the KILL wait). A component not started
+   * yet (waiting in a start wave for its `depends_on`) becomes `stopped`, and the wave leaves it so.
+   */
   readonly stop: (id: string) => Effect.Effect<ComponentView, UnknownComponent | ImpossibleTransition>
   /** Stops then starts; returns once the new start is under way. */
   readonly restart: (id: string) => Effect.Effect<ComponentView, UnknownComponent | ImpossibleTransition>

@@ -49,6 +49,11 @@ export interface Managed {
   readonly commands: Effect.Semaphore
   /** Set (under `commands`) once a reload removed or replaced this entry: a command waiting for it looks the id up again. */
   readonly retired: Ref.Ref<boolean>
+  /**
+   * Operator commands (start, stop, restart) that have acted on this entry, bumped under `commands`: a
+   * start wave starts the component only if none acted since the wave began, so it never undoes one.
+   */
+  readonly commandsIssued: Ref.Ref<number>
 }
 
 /** Only `http_local_json` components have a process the host supervises. */
@@ -97,6 +102,7 @@ export const makeManaged = (id: string, component: ComponentConfig, phase?: Phas
       lifecycle: yield* Ref.make(Option.none<Fiber.RuntimeFiber<void>>()),
       child: yield* Ref.make(Option.none<ChildHandle>()),
       commands: yield* Effect.makeSemaphore(1),
-      retired: yield* Ref.make(false)
+      retired: yield* Ref.make(false),
+      commandsIssued: yield* Ref.make(0)
     }
   })

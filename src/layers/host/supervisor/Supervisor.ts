@@ -38,6 +38,12 @@ export interface SupervisorOptions {
 /** How long a start waits for a component to settle: its start-up timeout plus room for `middleware-init`. */
 const settleWithinMs = (managed: Managed) => (managed.config.http ?? defaultHttpConfig).startup_timeout_ms + 5_000
 
+/** A component a start wave is to start, and its count of operator commands when the wave began. */
+interface WaveEntry {
+  readonly managed: Managed
+  readonly issued: number
+}
+
 /** Runs `effect` holding the command permit of every one of `list` (a reload's stop and swap as one step). */
 const withAllPermits = <A>(list: ReadonlyArray<Managed>, effect: Effect.Effect<A>): Effect.Effect<A> =>
   list.reduce((inner, managed) => managed.commands.withPermits(1)(inner), effect)
@@ -90,8 +96,11 @@ export const makeSupervisor = (
         Effect.ignore
       )
 
+    // Uninterruptible: cut off after `stopping` (a client gone mid-stop, a reload cut by the host's stop), it
+    // left the component `stopping` for good. Bounded: the lifecycle's interruption only stops its run
+    // (TERM, `stop_timeout_ms`, KILL, the KILL wait: `ProcessGroup`) and closes its socket.
     const stopLocked = (managed: Managed, reason: string) =>
-      Effect.gen(function*() {
+      Effect.uninterruptible(Effect.gen(function*() {
         const fiber = yield* Ref.getAndSet(managed.lifecycle, Option.none())
         if (Option.isNone(fiber)) return
         const state = yield* SubscriptionRef.get(managed.state)
@@ -105,7 +114,14 @@ export const makeSupervisor = (
           : `${after.lastStop.how.replace("_", " ")}: the process ${describeExit(after.lastStop.exit)}` +
             (after.lastStop.survivors.length > 0 ? `, survivors ${after.lastStop.survivors.join(" ")}` : "")
         yield* transition(managed, "stopped", `${reason} (${how})`, { ...noProcess, nextAttemptAt: null, report: null }, after.lastStop?.exit)
-      })
+      }))
+
+    /** An operator stop of a component never started (it waits in a start wave, or none ran yet): `stopped`, so no wave or reload starts it. */
+    const stopUnstarted = (managed: Managed) =>
+      transitions.update(managed, (state) =>
+        state.phase === "configured"
+          ? { patch: {}, to: { phase: "stopped", reason: "operator stop before it was started; it stays stopped until an operator starts it" } }
+          : { patch: {} })
 
     const startLocked = (managed: Managed, reason: string) =>
       Effect.gen(function*() {
@@ -133,8 +149,12 @@ export const makeSupervisor = (
         Effect.flatMap(Ref.get(managed.retired), (retired) => (retired ? Effect.succeed(false) : Effect.as(act, true)))
       )
 
-    /** Starts `managed` once its dependencies have settled and are ready (else fails it, naming them), then waits for it to settle. */
-    const startAfterDependencies = (managed: Managed, reason: string) =>
+    /**
+     * Starts `managed` once its dependencies have settled and are ready (else fails it, naming them), then
+     * waits for it to settle; does neither when an operator command acted on it since `issued` was read
+     * (the wave began): a stop meanwhile stays a stop, a start or restart already did what it asked.
+     */
+    const startAfterDependencies = (managed: Managed, issued: number, reason: string) =>
       Effect.gen(function*() {
         const map = yield* Ref.get(components)
         const dependencies = managed.config.depends_on.flatMap((id) => map.get(id) ?? [])
@@ -147,33 +167,34 @@ export const makeSupervisor = (
           const { phase } = yield* SubscriptionRef.get(dependency.state)
           if (!isRoutable(phase)) blocked.push(`"${dependency.id}" (${phase})`)
         }
+        const unlessCommanded = (act: Effect.Effect<void>) =>
+          whileCurrent(managed, Effect.flatMap(Ref.get(managed.commandsIssued), (now) => (now === issued ? act : Effect.void)))
         if (blocked.length === 0) {
-          yield* whileCurrent(managed, startLocked(managed, reason))
+          yield* unlessCommanded(startLocked(managed, reason))
           return yield* settle(managed, settleWithinMs(managed))
         }
         const why = blocked.length === 1
           ? `not started: its dependency ${blocked.join("")} is not ready; start it first`
           : `not started: its dependencies ${blocked.join(" and ")} are not ready; start them first`
-        yield* whileCurrent(
-          managed,
+        yield* unlessCommanded(
           transitions.update(managed, (state) =>
             isSettled(state.phase) && !isRoutable(state.phase) ? { patch: { lastError: why }, to: { phase: "failed", reason: why } } : { patch: {} })
         )
       })
 
-    /** Starts `ids` in `depends_on` waves: a wave starts once the one before has settled. */
-    const startInWaves = (ids: ReadonlyArray<string>, reason: (id: string) => string) =>
+    /** Each of `list` with its count of operator commands now (a wave's starting point). */
+    const waveEntries = (list: ReadonlyArray<Managed>) =>
+      Effect.forEach(list, (managed) => Effect.map(Ref.get(managed.commandsIssued), (issued): WaveEntry => ({ managed, issued })))
+
+    /** Starts `chosen` in `depends_on` waves: a wave starts once the one before has settled. */
+    const startInWaves = (chosen: ReadonlyArray<WaveEntry>, reason: (id: string) => string) =>
       Effect.gen(function*() {
-        const map = yield* Ref.get(components)
-        const chosen = ids.flatMap((id) => {
-          const managed = map.get(id)
-          return managed === undefined ? [] : [managed]
-        })
-        for (const wave of startWaves(Object.fromEntries(chosen.map((managed) => [managed.id, managed.config])))) {
-          yield* Effect.forEach(chosen.filter((managed) => wave.includes(managed.id)), (managed) => startAfterDependencies(managed, reason(managed.id)), {
-            concurrency: "unbounded",
-            discard: true
-          })
+        for (const wave of startWaves(Object.fromEntries(chosen.map(({ managed }) => [managed.id, managed.config])))) {
+          yield* Effect.forEach(
+            chosen.filter(({ managed }) => wave.includes(managed.id)),
+            ({ issued, managed }) => startAfterDependencies(managed, issued, reason(managed.id)),
+            { concurrency: "unbounded", discard: true }
+          )
         }
       })
 
@@ -200,7 +221,8 @@ export const makeSupervisor = (
           const impossible = whyNotCommandable(managed.config)
           if (impossible !== undefined) return Effect.fail(new ImpossibleTransition({ component: id, action, reason: impossible }))
           // Retired by a reload while this waited: the id now names a new entry (or nothing).
-          return Effect.flatMap(whileCurrent(managed, act(managed)), (done) =>
+          const counted = Effect.zipRight(Ref.update(managed.commandsIssued, (n) => n + 1), act(managed))
+          return Effect.flatMap(whileCurrent(managed, counted), (done) =>
             done ? Effect.succeed(managed) : retries > 0 ? attempt(retries - 1) : Effect.fail(new UnknownComponent({ component: id })))
         })
       return Effect.flatMap(attempt(1), view)
@@ -210,7 +232,7 @@ export const makeSupervisor = (
       list: Effect.flatMap(Ref.get(components), (map) => Effect.forEach([...map.values()], view)),
       get: (id) => Effect.flatMap(lookup(id), view),
       start: (id) => command(id, "start", (managed) => startLocked(managed, "operator start")),
-      stop: (id) => command(id, "stop", (managed) => stopLocked(managed, "operator stop")),
+      stop: (id) => command(id, "stop", (managed) => Effect.zipRight(stopLocked(managed, "operator stop"), stopUnstarted(managed))),
       restart: (id) =>
         command(id, "restart", (managed) => Effect.zipRight(stopLocked(managed, "operator restart"), startLocked(managed, "operator restart"))),
       settled: (id, timeoutMs) => Effect.flatMap(lookup(id), (managed) => Effect.zipRight(settle(managed, timeoutMs), view(managed))),
@@ -221,7 +243,7 @@ export const makeSupervisor = (
           const leaving = [...plan.removed, ...plan.changed].flatMap((id) => before.get(id) ?? [])
           // Stopped, retired and replaced while holding their permits: a command waiting on one of them
           // then finds the new entry rather than starting a retired one.
-          const keptStopped = yield* withAllPermits(leaving, Effect.gen(function*() {
+          const starting = yield* withAllPermits(leaving, Effect.gen(function*() {
             // A changed component an operator had stopped keeps its new config but stays stopped.
             const stopped = new Set<string>()
             for (const managed of leaving) {
@@ -240,23 +262,22 @@ export const makeSupervisor = (
                   : yield* makeManaged(id, component, stopped.has(id) && isSupervised(component) ? "stopped" : undefined)
               )
             }
+            // Counted before the new entries are visible, so an operator command on one right after is not lost to the wave.
+            const entries = yield* waveEntries([...plan.added, ...plan.changed].flatMap((id) => {
+              const managed = next.get(id)
+              return managed !== undefined && isSupervised(managed.config) && managed.config.enabled && !stopped.has(id) ? [managed] : []
+            }))
             yield* Ref.set(components, next)
             yield* Ref.set(currentConfig, config)
-            return stopped
+            return entries
           }))
-          const starting = [...plan.added, ...plan.changed].filter((id) => {
-            const component = config.components[id]
-            return component !== undefined && isSupervised(component) && component.enabled && !keptStopped.has(id)
-          })
           yield* startInWaves(starting, (id) => plan.added.includes(id) ? "reload: added to the config" : "reload: its config changed")
           return { added: plan.added, removed: plan.removed, restarted: plan.changed, unchanged: plan.unchanged }
         })),
       startAll: topology.withPermits(1)(
         Effect.flatMap(Ref.get(components), (map) =>
-          startInWaves(
-            [...map.values()].filter((managed) => isSupervised(managed.config) && managed.config.enabled).map((managed) => managed.id),
-            () => "host start"
-          ))
+          Effect.flatMap(waveEntries([...map.values()].filter((managed) => isSupervised(managed.config) && managed.config.enabled)), (entries) =>
+            startInWaves(entries, () => "host start")))
       ),
       route: (id) =>
         Effect.flatMap(lookup(id), (managed) =>
