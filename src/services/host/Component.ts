@@ -1,7 +1,8 @@
 /**
  * Component phases and the view of a component the host publishes.
  * `configured → starting → ready ⇄ degraded → stopping → stopped`, and `failed` (start-up failure,
- * contract violation, or restart budget spent; only an operator start/restart leaves it).
+ * contract violation, or restart budget spent; only an operator start/restart leaves it). A component
+ * an operator stops before it was ever started goes `configured → stopped`.
  */
 import { Schema } from "effect"
 import { ModuleReport } from "./MiddlewareContract.js"
