@@ -125,7 +125,9 @@ async function main() {
       const roundStart = performance.now()
       const own = await ownStart(dataDir)
       await sleep(Math.max(0, STABLE_AFTER_SEC * 1000 + 150 - (performance.now() - roundStart)))
-      const view = await datorView(control)
+      // The host's first start of Dator runs alongside the first own start: wait for it (bounded).
+      let view = await datorView(control)
+      for (const until = Date.now() + 15_000; view?.phase !== "ready" && Date.now() < until; view = await datorView(control)) await sleep(20)
       if (view?.phase !== "ready" || view.pid === null) throw new Error(`Dator not ready before kill ${k + 1}: ${view?.phase}`)
       const seen = lifecycle(dataDir).length
       const killAt = Date.now()

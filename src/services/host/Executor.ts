@@ -21,11 +21,15 @@ export const ExecutorFailureReason = Schema.Literal(
   "Failed" // in_process: the function failed or died
 )
 
-/** An invocation that produced no decision, with the component and the reason. */
+/**
+ * An invocation that produced no decision, with the component and the reason; `status` is the HTTP
+ * status the module answered, when it answered one (a `Status` failure: 401 means it refused the token).
+ */
 export class ExecutorError extends Schema.TaggedError<ExecutorError>()("ExecutorError", {
   component: Schema.String,
   reason: ExecutorFailureReason,
   phase: Schema.optional(Phase),
+  status: Schema.optional(Schema.Number),
   message: Schema.String
 }) {}
 

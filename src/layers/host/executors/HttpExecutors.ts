@@ -14,7 +14,13 @@ import { isRoutable } from "../../../services/host/Component.js"
 import { type Executor, ExecutorError, HookDeadlinePassed } from "../../../services/host/Executor.js"
 import { ConfigError, defaultHttpConfig } from "../../../services/host/HostConfig.js"
 import type { MiddlewareDecision, WorkflowEnvelope } from "../../../services/host/MiddlewareContract.js"
-import { bearerHeaders, type CallHeaders, deadlineHeader, type ModuleClientShape } from "../../../services/host/ModuleClient.js"
+import {
+  bearerHeaders,
+  type CallHeaders,
+  deadlineHeader,
+  type ModuleCallError,
+  type ModuleClientShape
+} from "../../../services/host/ModuleClient.js"
 import {
   boundedBy,
   busyError,
@@ -36,6 +42,14 @@ const invocationHeaders = (nowMs: number, timeoutMs: number, envelope: WorkflowE
   ...(token === null ? {} : bearerHeaders(token)),
   [deadlineHeader]: String(nowMs + Math.min(timeoutMs, envelope.deadline_ms ?? timeoutMs))
 })
+
+/** `fromCallError`, keeping the status the module answered (`RunEnded` tells a refused token by it). */
+const callFailed = (componentId: string, error: ModuleCallError): ExecutorError => {
+  const failed = fromCallError(componentId, error)
+  return error.status === undefined || failed.reason !== "Status"
+    ? failed
+    : new ExecutorError({ component: failed.component, reason: failed.reason, status: error.status, message: failed.message })
+}
 
 /** One invocation of a component at `endpoint` with `token`, ended `withinMs` from now at the latest. */
 type HttpCall = (
@@ -69,14 +83,15 @@ const directCall = (
       }
       const byHook = withinMs !== undefined && withinMs < limits.timeoutMs
       const callLimits = byHook ? { timeoutMs: Math.max(1, withinMs), maxResponseBytes: limits.maxResponseBytes } : limits
-      // Wall-clock time: the module compares the deadline with its own clock.
-      const headers = invocationHeaders(Date.now(), limits.timeoutMs, envelope, token)
+      // Wall-clock time: the module compares the deadline with its own clock. The call's own bound (a resent
+      // call has only what was left of the first attempt's), so the module drops it when the host gives up.
+      const headers = invocationHeaders(Date.now(), callLimits.timeoutMs, envelope, token)
       try {
         const cancel = post(endpoint, invokePath, envelope, callLimits, headers, (result) => {
           release()
           if (Either.isRight(result)) return resume(decodeDecision(component.id, result.right.body))
           const error = result.left
-          resume(Either.left(byHook && error.reason === "Timeout" ? new HookDeadlinePassed() : fromCallError(component.id, error)))
+          resume(Either.left(byHook && error.reason === "Timeout" ? new HookDeadlinePassed() : callFailed(component.id, error)))
         })
         return Effect.sync(() => {
           release()
@@ -97,7 +112,7 @@ const effectCall = (component: ExecutorComponent, client: ModuleClientShape) => 
   return (endpoint: string, token: string | null, envelope: WorkflowEnvelope): Effect.Effect<MiddlewareDecision, ExecutorError> =>
     Clock.currentTimeMillis.pipe(
       Effect.flatMap((now) => client.postJson(endpoint, invokePath, envelope, limits, invocationHeaders(now, limits.timeoutMs, envelope, token))),
-      Effect.mapError((error) => fromCallError(component.id, error)),
+      Effect.mapError((error) => callFailed(component.id, error)),
       Effect.flatMap((reply) => decodeDecision(component.id, reply.body))
     )
 }
@@ -171,8 +186,9 @@ export const makeSupervisedHttpExecutor = (
       !isRoutable(phase) || endpoint === null
         ? Either.left(executorError(component.id, "NotReady", `not routable in phase ${phase}${endpoint === null ? " (no endpoint)" : ""}`, phase))
         : Either.right({ endpoint, token }))
-    // A call its module's restart explains fails NotReady, as one made a moment later would (RunEnded).
-    const executor = notReadyWhenRunEnded(component.id, route, httpExecutor(component, client, target))
+    // A call its module's restart explains is resent when the next launch refused its token, else fails
+    // NotReady, as one made a moment later would (RunEnded).
+    const executor = notReadyWhenRunEnded(component.id, route, httpExecutor(component, client, target), limitsOf(component).timeoutMs)
     if (onTimeout === undefined) return executor
     const reportTimeout = (error: ExecutorError | HookDeadlinePassed) =>
       error._tag === "ExecutorError" && error.reason === "Timeout" ? onTimeout : Effect.void

@@ -1,6 +1,8 @@
 /**
  * A child's process group: signal it, list its live members from `/proc`, and stop it TERM → grace →
- * KILL, where every wait has a bound, so a stop in a scope finalizer can never hang.
+ * KILL, where every wait has a bound, so a stop in a scope finalizer can never hang. A crash restart
+ * waits for the stop of the dead group, so the common cases are cheap: a group already empty costs one
+ * `kill(2)`, one holding only zombies one `/proc` scan, and waits poll at 1, 2, 4, 8 ms before every 10 ms.
  */
 import * as Fs from "node:fs"
 import { Clock, Deferred, Effect, Option } from "effect"
@@ -11,7 +13,10 @@ import { procStatFields } from "../../system/ProcStat.js"
 /** After KILL, how long a stop waits for the group to empty before reporting survivors. */
 export const killWaitMs = 2_000
 
+/** Poll intervals: short at first (a dying process is usually gone within a few ms), then every 10 ms. */
+const pollStepsMs: ReadonlyArray<number> = [1, 2, 4, 8]
 const pollMs = 10
+const pollDelay = (attempt: number): number => pollStepsMs[attempt] ?? pollMs
 
 /** A started child leading its own group: its pid (= the group id) and its exit, once it has exited. */
 export interface GroupLeader {
@@ -49,16 +54,23 @@ const groupMembers = (pgid: number): ReadonlyArray<number> => {
   return members
 }
 
-/** Polls `done` every few ms until it holds or `ms` pass; only sleeps, so it is bounded in a finalizer too. */
-const pollUntil = (done: Effect.Effect<boolean>, ms: number): Effect.Effect<boolean> =>
+/**
+ * Reads `probe` until `done` holds of it or `ms` pass (see `pollDelay`) and returns the last reading; only
+ * sleeps, so it is bounded in a finalizer too.
+ */
+const pollFor = <A>(probe: Effect.Effect<A>, done: (value: A) => boolean, ms: number): Effect.Effect<A> =>
   Effect.flatMap(Clock.currentTimeMillis, (start) => {
-    const loop: Effect.Effect<boolean> = Effect.flatMap(done, (ok) =>
-      ok
-        ? Effect.succeed(true)
-        : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          now - start >= ms ? Effect.succeed(false) : Effect.zipRight(Effect.sleep(pollMs), loop)))
-    return loop
+    const loop = (attempt: number): Effect.Effect<A> =>
+      Effect.flatMap(probe, (value) =>
+        done(value)
+          ? Effect.succeed(value)
+          : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            now - start >= ms ? Effect.succeed(value) : Effect.zipRight(Effect.sleep(pollDelay(attempt)), loop(attempt + 1))))
+    return loop(0)
   })
+
+/** Polls `done` until it holds or `ms` pass; true when it held. */
+const pollUntil = (done: Effect.Effect<boolean>, ms: number): Effect.Effect<boolean> => pollFor(done, (ok) => ok, ms)
 
 /** Waits for `deferred` at most `ms`; interruptible inside, so the bound holds in a finalizer too. */
 export const awaitWithin = <A>(deferred: Deferred.Deferred<A>, ms: number): Effect.Effect<Option.Option<A>> =>
@@ -96,17 +108,39 @@ const commandRuns = (pid: number): Effect.Effect<boolean> =>
     })
   })
 
-/** KILLs what is left of the group and waits (bounded) until it is empty; returns the survivors. */
+/**
+ * KILLs what is left of the group and waits (bounded) until it is empty; returns the survivors. A group
+ * that `kill(2)` finds empty is not scanned; otherwise each poll scans `/proc` once, and the last scan is
+ * the answer (zombies not yet reaped by their new parent keep `kill(2)` succeeding, but count as gone).
+ */
 export const killGroup = (pgid: number): Effect.Effect<ReadonlyArray<number>> =>
   Effect.suspend(() => {
     if (!signalGroup(pgid, "SIGKILL")) return Effect.succeed([])
-    return Effect.zipRight(pollUntil(groupEmpty(pgid), killWaitMs), Effect.sync(() => groupMembers(pgid)))
+    return pollFor(Effect.sync(() => groupMembers(pgid)), (members) => members.length === 0, killWaitMs)
   })
 
 const unknownExit: ExitInfo = { code: null, signal: null }
 
+/**
+ * Leaders whose stop ended with the leader exited and nothing of its group left, with their exit: a later
+ * stop of the same child (the run's finalizer stops it, then the launcher's scope does) answers
+ * `already_exited` at once, without scanning `/proc` again or signalling a group id the kernel may since
+ * have given to someone else.
+ */
+const emptiedGroups = new WeakMap<GroupLeader, ExitInfo>()
+
 /** TERM → `timeoutMs` → KILL for the group led by `leader`; see `ChildHandle.stop`. */
 export const stopGroup = (leader: GroupLeader, timeoutMs: number): Effect.Effect<StopOutcome> =>
+  Effect.suspend(() => {
+    const exit = emptiedGroups.get(leader)
+    if (exit !== undefined) return Effect.succeed({ how: "already_exited", exit, survivors: [] } satisfies StopOutcome)
+    return Effect.tap(stopOnce(leader, timeoutMs), (outcome) =>
+      Effect.sync(() => {
+        if (outcome.survivors.length === 0 && outcome.exit !== unknownExit) emptiedGroups.set(leader, outcome.exit)
+      }))
+  })
+
+const stopOnce = (leader: GroupLeader, timeoutMs: number): Effect.Effect<StopOutcome> =>
   Effect.gen(function*() {
     const { exited, pid } = leader
     const exitOf = Effect.map(Deferred.poll(exited), Option.isSome)

@@ -29,7 +29,8 @@ import type { Transitions } from "./Transitions.js"
  * out of descriptors for its port or its spawn (transient: retried, never `failed`).
  */
 export type RunEnd =
-  | { readonly _tag: "Exited"; readonly exit: ExitInfo; readonly beforeReady: boolean }
+  // `at`: when the host saw the exit (Clock ms), the start of the restart backoff.
+  | { readonly _tag: "Exited"; readonly exit: ExitInfo; readonly beforeReady: boolean; readonly at: number }
   | { readonly _tag: "Unhealthy"; readonly streak: number }
   | { readonly _tag: "Fatal"; readonly failure: ComponentFailure }
   | { readonly _tag: "OutOfDescriptors"; readonly detail: string }
@@ -167,7 +168,7 @@ export const runComponentOnce = (context: RunContext, managed: Managed, held: He
       if (ready._tag === "Left") {
         // An exit before ready is a start-up crash (the restart policy decides), not a contract failure.
         return ready.left.reason === "ExitedEarly"
-          ? { _tag: "Exited", exit: yield* child.exit, beforeReady: true } as const
+          ? { _tag: "Exited", exit: yield* child.exit, beforeReady: true, at: yield* Clock.currentTimeMillis } as const
           : { _tag: "Fatal", failure: ready.left } as const
       }
       const moduleConfig = config.modules[component.module_id ?? managed.id] ?? {}
@@ -178,7 +179,8 @@ export const runComponentOnce = (context: RunContext, managed: Managed, held: He
         patch: { report: report.right, unhealthyStreak: 0, lastError: null, budget: markUp(state.budget, now) },
         to: { phase: "ready", reason: `ready on ${endpoint}, module ${report.right.name}` }
       }))
-      const exited = Effect.map(child.exit, (exit): RunEnd => ({ _tag: "Exited", exit, beforeReady: false }))
+      const exited = Effect.flatMap(child.exit, (exit) =>
+        Effect.map(Clock.currentTimeMillis, (at): RunEnd => ({ _tag: "Exited", exit, beforeReady: false, at })))
       const watched = Effect.zipRight(context.health.watch(managed, http, endpoint), Effect.never)
       const limit = component.restart_policy.restart_after_unhealthy
       // The streak counts health checks and invocation timeouts alike, whichever fiber records them.

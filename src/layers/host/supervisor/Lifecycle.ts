@@ -111,13 +111,17 @@ const runs = (run: RunContext, managed: Managed, held: HeldListen): Effect.Effec
         yield* transition(managed, "failed", reason, { ...gone, lastError: reason + tail }, exit)
         return
       }
+      // The backoff counts from the exit: the host's own bookkeeping since then (the dead group's stop, this
+      // record) is not added to every restart.
+      const backoffFrom = end._tag === "Exited" ? Math.min(end.at, now) : now
       yield* transition(
         managed,
         "starting",
         `${what}; restart ${decision.attempt} of ${policy.max_restarts} in ${decision.delayMs} ms`,
-        { ...gone, lastError: what + tail, nextAttemptAt: now + decision.delayMs },
+        { ...gone, lastError: what + tail, nextAttemptAt: backoffFrom + decision.delayMs },
         exit
       )
-      yield* Effect.sleep(Duration.millis(decision.delayMs))
+      const waited = (yield* Clock.currentTimeMillis) - backoffFrom
+      yield* Effect.sleep(Duration.millis(Math.max(0, decision.delayMs - waited)))
     }
   })
