@@ -1,13 +1,13 @@
 /**
  * The control API's route keys and its one lean route. Every route is declared in `ControlApiSpec` and
  * served from it (control/ControlApp.ts), except `POST /v1/hooks/{hook}/invoke`, which is hook traffic,
- * not operator traffic: it runs on the bounded server's handler fast path (no platform request objects,
- * no router), with the same auth, and is still described in the OpenAPI document.
+ * not operator traffic: it runs on the bounded server's direct path (no platform request objects, no
+ * router; the Host check, the token, the hook permit, the body and its parse are plain code, and the hook
+ * run is the one fiber), with the same auth and headers, and is still described in the OpenAPI document.
  */
-import { Effect, Either, Option, Schema } from "effect"
+import { Effect, Either, Schema } from "effect"
 import { exceedsJsonDepth, maxJsonDepth } from "../../services/system/JsonDepth.js"
 import { parseIssueLines } from "../../services/system/ParseIssues.js"
-import type { BoundedRequest, RequestHandler } from "../../services/server/BoundedHttp.js"
 import { BoundedResponse } from "../../services/server/BoundedHttp.js"
 import { decodeEnvelopeFast } from "../../services/host/ContractDecoders.js"
 import { WorkflowEnvelope } from "../../services/host/MiddlewareContract.js"
@@ -15,7 +15,9 @@ import { declaredPaths } from "./control/ControlApp.js"
 import { rememberJson } from "./ForwardedJson.js"
 import type { ControlDependencies } from "./control/ControlDependencies.js"
 import { badHost, isLoopbackHostHeader } from "./control/HostHeader.js"
-import { checkRequest } from "./control/RequestAuth.js"
+import { carriesSessionCookie, carriesToken, checkSession, unauthorized } from "./control/RequestAuth.js"
+import { answerHeaders } from "./control/SecurityHeaders.js"
+import type { DirectHead, DirectRequest, FastPath } from "../server/BoundedServer.js"
 
 /** Where every request outside the declared routes is counted, so raw paths never become keys. */
 export const unknownControlRoute = "(unknown)"
@@ -35,8 +37,17 @@ export const controlRouteOf = (method: string, path: string): string => {
   return unknownControlRoute
 }
 
+// Every answer of the route: JSON, and what a browser must be told (SecurityHeaders.ts).
+const jsonAnswerHeaders: Readonly<Record<string, string>> = { ...answerHeaders, "content-type": "application/json" }
+
+const answer = (value: unknown, status: number, headers: Readonly<Record<string, string>> = jsonAnswerHeaders): BoundedResponse => ({
+  status,
+  headers,
+  body: JSON.stringify(value)
+})
+
 const json = (status: number, error: string, message: string, headers?: Readonly<Record<string, string>>) =>
-  BoundedResponse.json({ error, message }, status, headers)
+  answer({ error, message }, status, headers === undefined ? jsonAnswerHeaders : { ...jsonAnswerHeaders, ...headers })
 
 // Built once for the shape: an invocation only runs the prebuilt decoder.
 const decodeEnvelope = Schema.decodeUnknownEither(WorkflowEnvelope, { errors: "all" })
@@ -61,35 +72,63 @@ const parseJson = (text: string): Either.Either<unknown, string> => {
   }
 }
 
+/** The hook a `/v1/hooks/{hook}/invoke` path names, or `undefined` when its percent-encoding is invalid. */
+const hookOf = (path: string): string | undefined => {
+  const segment = path.split("/")[3] ?? ""
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return undefined
+  }
+}
+
 const unauthorizedResponse = (error: { readonly error: string; readonly message: string }) =>
   json(401, error.error, error.message, { "www-authenticate": "Bearer" })
 
 /**
- * `POST /v1/hooks/{hook}/invoke` on the bounded server's own interface. Continuations, not generators:
- * this runs once per hook invocation.
+ * `POST /v1/hooks/{hook}/invoke` on the bounded server's direct path. Before the body: the Host header, the
+ * token (a session cookie, the rare case, is checked by the session store in a fiber), the hook name's
+ * encoding and a hook permit (held until the request ends, however it ends). With the body: its parse and
+ * the envelope in plain code; the hook's existence and its run in one fiber.
  */
-export const hookInvocationHandler = (deps: ControlDependencies): RequestHandler => {
+export const hookInvocationRoute = (deps: ControlDependencies): FastPath<never, never> => {
   const busy = json(503, "hooks_busy", "every hook invocation permit is in use (host.control.max_hook_invocations); retry later", {
     "retry-after": String(deps.retryAfterSeconds)
   })
-  const orBusy = (permitted: Option.Option<BoundedResponse>): BoundedResponse => Option.getOrElse(permitted, () => busy)
-  return (request) => {
-    if (!isLoopbackHostHeader(request.headers["host"])) return Effect.succeed(json(403, badHost.error, badHost.message))
-    const segment = request.path.split("/")[3] ?? ""
-    return Effect.matchEffect(checkRequest(deps.credentials, request.method, request.url, request.headers), {
-      onFailure: (unauthorized) => Effect.succeed(unauthorizedResponse(unauthorized)),
-      onSuccess: () => {
-        let hook: string
-        try {
-          hook = decodeURIComponent(segment)
-        } catch {
-          return Effect.succeed(
-            json(400, "bad_path", `${request.path} is not valid percent-encoding: encode each path segment (encodeURIComponent)`)
-          )
-        }
-        return Effect.map(deps.hookPermits.withPermitsIfAvailable(1)(invoke(deps, hook, request)), orBusy)
-      }
-    })
+  const authorized = (head: DirectHead): BoundedResponse | undefined => {
+    if (hookOf(head.path) === undefined) {
+      return json(400, "bad_path", `${head.path} is not valid percent-encoding: encode each path segment (encodeURIComponent)`)
+    }
+    if (!deps.hookPermits.tryTake()) return busy
+    head.onEnd(() => deps.hookPermits.release())
+    return undefined
+  }
+  return {
+    matches: isHookInvocation,
+    headers: answerHeaders,
+    admit: (head) => {
+      if (!isLoopbackHostHeader(head.headers["host"])) return json(403, badHost.error, badHost.message)
+      if (carriesToken(deps.credentials, head.headers)) return authorized(head)
+      if (!carriesSessionCookie(head.headers)) return unauthorizedResponse(unauthorized)
+      // A session: the store decides (the status page's calls).
+      return Effect.match(checkSession(deps.credentials, head.method, head.url, head.headers), {
+        onFailure: unauthorizedResponse,
+        onSuccess: () => authorized(head)
+      })
+    },
+    handle: (request) => {
+      // Admitted, so its name decodes (decoded again rather than kept in a per-request map).
+      const hook = hookOf(request.path) ?? ""
+      const envelope = envelopeOfBody(hook, request)
+      return Effect.flatMap(deps.hooks.names, (names) => {
+        if (!names.includes(hook)) return Effect.succeed(json(404, "not_found", `no hook named ${hook} (configured: ${names.join(", ") || "none"})`))
+        if (Either.isLeft(envelope)) return Effect.succeed(envelope.left)
+        return Effect.match(deps.hooks.invoke(hook, envelope.right), {
+          onFailure: (error) => json(404, "not_found", error.message),
+          onSuccess: (result) => answer(result, 200)
+        })
+      })
+    }
   }
 }
 
@@ -107,28 +146,16 @@ const envelopeOf = (hook: string, bytes: Uint8Array, text: string, body: unknown
   return Either.right(envelope)
 }
 
-const invoke = (deps: ControlDependencies, hook: string, request: BoundedRequest): Effect.Effect<BoundedResponse> =>
-  Effect.flatMap(deps.hooks.names, (names) => {
-    if (!names.includes(hook)) return Effect.succeed(json(404, "not_found", `no hook named ${hook} (configured: ${names.join(", ") || "none"})`))
-    return Effect.matchEffect(request.body, {
-      onFailure: (error) => Effect.succeed(json(400, "bad_request", error.message)),
-      onSuccess: (bytes) => {
-        const text = textDecoder.decode(bytes)
-        // Measured before it is parsed: a deeply nested envelope would overflow the stack further on.
-        if (exceedsJsonDepth(text)) {
-          return Effect.succeed(
-            json(400, "too_deep", `the envelope nests deeper than ${maxJsonDepth} levels of arrays and objects; send at most ${maxJsonDepth}`)
-          )
-        }
-        // Parsed once, from the text already read (request.json would read and parse it again).
-        const body = parseJson(text)
-        if (Either.isLeft(body)) return Effect.succeed(json(400, "bad_request", body.left))
-        const envelope = envelopeOf(hook, bytes, text, body.right)
-        if (Either.isLeft(envelope)) return Effect.succeed(envelope.left)
-        return Effect.matchEffect(deps.hooks.invoke(hook, envelope.right), {
-          onFailure: (error) => Effect.succeed(json(404, "not_found", error.message)),
-          onSuccess: (result) => Effect.succeed(BoundedResponse.json(result))
-        })
-      }
-    })
-  })
+/** The envelope a request's body holds for `hook`, or the 400 that says what is wrong with the body. */
+const envelopeOfBody = (hook: string, request: DirectRequest): Either.Either<WorkflowEnvelope, BoundedResponse> => {
+  const bytes = request.body
+  const text = textDecoder.decode(bytes)
+  // Measured before it is parsed: a deeply nested envelope would overflow the stack further on.
+  if (exceedsJsonDepth(text)) {
+    return Either.left(json(400, "too_deep", `the envelope nests deeper than ${maxJsonDepth} levels of arrays and objects; send at most ${maxJsonDepth}`))
+  }
+  // Parsed once, from the text already read.
+  const body = parseJson(text)
+  if (Either.isLeft(body)) return Either.left(json(400, "bad_request", body.left))
+  return envelopeOf(hook, bytes, text, body.right)
+}

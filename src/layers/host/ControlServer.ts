@@ -21,9 +21,10 @@ import { makeResourcePressureMonitor } from "../system/ResourcePressure.js"
 import { makeControlApp } from "./control/ControlApp.js"
 import { type ControlDependencies, defaultStreamTiming, type StreamTiming } from "./control/ControlDependencies.js"
 import { makeSessionStore } from "./control/Sessions.js"
+import { HookPermits } from "./control/HookPermits.js"
 import { bundledAssetsDir } from "./control/StaticAssets.js"
 import { StreamPermits } from "./control/StreamPermits.js"
-import { controlRouteOf, hookInvocationHandler, isHookInvocation } from "./ControlApi.js"
+import { controlRouteOf, hookInvocationRoute } from "./ControlApi.js"
 
 /** Writes `file` with `mode` atomically (temp file + rename), so readers never see half of it. */
 const writePrivate = (file: string, content: string, mode: number) =>
@@ -79,7 +80,7 @@ export const makeControlApiLive = (options: ControlServerOptions = {}): Layer.La
         logsDir: paths.logs,
         assetsDir: bundledAssetsDir,
         // Fewer than the server's permits, so operator routes always have some of their own.
-        hookPermits: yield* Effect.makeSemaphore(hookInvocationPermits(control)),
+        hookPermits: new HookPermits(hookInvocationPermits(control)),
         streamPermits: new StreamPermits(streamPermitCount(control)),
         retryAfterSeconds,
         timing: options.timing ?? defaultStreamTiming
@@ -94,7 +95,7 @@ export const makeControlApiLive = (options: ControlServerOptions = {}): Layer.La
           retryAfterSeconds
         },
         yield* makeControlApp(deps),
-        { matches: isHookInvocation, handler: hookInvocationHandler(deps) },
+        hookInvocationRoute(deps),
         { routeOf: controlRouteOf }
       )
       yield* Deferred.succeed(started, server)

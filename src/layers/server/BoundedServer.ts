@@ -1,6 +1,6 @@
 /**
  * Bounded servers: the handler interface (the fast path), a mounted `HttpApp` (optionally with one route
- * family on the fast path), and raw connections, each as a scoped constructor and as a `Layer` of the `BoundedServer` service.
+ * family on the direct path: plain code, one fiber only where Effect is needed), and raw connections, each as a scoped constructor and as a `Layer` of the `BoundedServer` service.
  */
 import { HttpMiddleware } from "@effect/platform"
 import type { HttpApp, HttpServerRequest } from "@effect/platform"
@@ -18,6 +18,7 @@ import {
   type ServeError
 } from "../../services/server/BoundedServer.js"
 import { serveConnectionsWith } from "./ConnectionListener.js"
+import { type DirectRoute, makeDirectListener } from "./DirectListener.js"
 import { makeHandlerListener, type RouteOf } from "./HandlerListener.js"
 import { makeHttpAppListener } from "./HttpAppListener.js"
 import { makeHttpTransport } from "./HttpTransport.js"
@@ -119,15 +120,16 @@ export const serveHttpApp = <E, R>(
     return shapeOf(core, address)
   })
 
-/** A route family served by a lean handler beside a mounted `HttpApp` (the hot path the app would slow down). */
-export interface FastPath<E, R> {
-  /** Whether a request goes to `handler` rather than the app (by method and path, query stripped). */
-  readonly matches: (method: string, path: string) => boolean
-  readonly handler: RequestHandler<E, R>
-}
+export type { DirectHead, DirectRequest, DirectRoute } from "./DirectListener.js"
 
 /**
- * Serves an `HttpApp` with one route family on the handler fast path, both under one core: one set of
+ * A route family served on the direct path beside a mounted `HttpApp` (the hot path the app would slow
+ * down): `matches` picks its requests, `admit` and `handle` answer them in plain code or one Effect run.
+ */
+export type FastPath<E, R> = DirectRoute<E, R>
+
+/**
+ * Serves an `HttpApp` with one route family on the direct path, both under one core: one set of
  * permits, one deadline sweeper, one drain, one set of route metrics.
  */
 export const serveHttpAppWithFastPath = <E, R, FE, FR>(
@@ -147,9 +149,9 @@ export const serveHttpAppWithFastPath = <E, R, FE, FR>(
       Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.disable(RuntimeFlags.RuntimeMetrics)),
       options.tracing === true ? identity : Effect.locally(HttpMiddleware.currentTracerDisabledWhen, () => true)
     )
-    const handlerListener = makeHandlerListener(core, fast.handler, yield* requestRuntime<FR>(), options.routeOf)
+    const directListener = makeDirectListener(core, fast, yield* requestRuntime<FR>(), options.routeOf)
     const address = yield* makeHttpTransport(core, (req, res) =>
-      fast.matches(req.method ?? "GET", pathOf(req.url ?? "/")) ? handlerListener(req, res) : appListener(req, res))
+      fast.matches(req.method ?? "GET", pathOf(req.url ?? "/")) ? directListener(req, res) : appListener(req, res))
     return shapeOf(core, address)
   })
 

@@ -56,10 +56,11 @@ export const serveConnectionsWith = <E, R>(
       )
       metrics.requestStarted()
       const startedAt = performance.now()
-      const run: RequestRun = { ...info, fiber: runFork(program), stampMs: runs.stamp, interruptedBy: null, connection: socket }
+      const fiber = runFork(program)
+      const run: RequestRun = { ...info, fiber, stampMs: runs.stamp, interruptedBy: null, connection: socket }
       runs.add(run)
       socket.once("close", () => runs.interruptWhere("client", (r) => r === run))
-      run.fiber.addObserver((exit) => {
+      fiber.addObserver((exit) => {
         runs.delete(run)
         metrics.requestFinished(route, (performance.now() - startedAt) / 1000)
         if (socket.destroyed) return

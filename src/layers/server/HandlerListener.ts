@@ -129,8 +129,9 @@ export const makeHandlerListener = <E, R>(
     const route = metrics.routeKey(routeOf(request.method, request.path))
     metrics.requestStarted()
     const startedAt = performance.now()
+    const fiber = runFork(guarded(request, route))
     const run: RequestRun = {
-      fiber: runFork(guarded(request, route)),
+      fiber,
       stampMs: runs.stamp,
       interruptedBy: null,
       requestId,
@@ -140,7 +141,7 @@ export const makeHandlerListener = <E, R>(
       connection: req.socket
     }
     runs.add(run)
-    run.fiber.addObserver((exit) => finish(run, res, startedAt, exit as Exit.Exit<BoundedResponse>))
+    fiber.addObserver((exit) => finish(run, res, startedAt, exit as Exit.Exit<BoundedResponse>))
   }
 }
 

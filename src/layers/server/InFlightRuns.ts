@@ -1,7 +1,8 @@
 /**
- * The runs (request or connection fibers) a server has in flight: one sweeper fiber enforces their
- * deadline by interrupting overdue fibers, and drain waits for the set to empty or interrupts it.
- * One sweeper instead of `Effect.timeout` per run: the latter forks two fibers and a timer per call.
+ * The runs (request or connection fibers, or requests served in plain code) a server has in flight: one
+ * sweeper fiber enforces their deadline by interrupting overdue fibers (or cancelling a run that has
+ * none), and drain waits for the set to empty or interrupts it. One sweeper instead of `Effect.timeout`
+ * per run: the latter forks two fibers and a timer per call.
  */
 import { Clock, Deferred, Effect, Exit, Fiber, FiberId, Schedule } from "effect"
 import type { Scope } from "effect"
@@ -11,7 +12,13 @@ export type InterruptReason = "timeout" | "drain" | "client"
 
 /** One in-flight run. Created and mutated only by event-loop callbacks and the sweeper. */
 export interface Run {
-  readonly fiber: Fiber.RuntimeFiber<unknown, unknown>
+  /**
+   * Its fiber; `undefined` while the run is plain code (a request on the direct path reading its body),
+   * which `cancel` then ends.
+   */
+  readonly fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  /** Ends a run that has no fiber (yet): called at most once per interrupt, on the event loop. */
+  readonly cancel?: () => void
   /** Sweeper time when the run started (at most one tick early). */
   readonly stampMs: number
   interruptedBy: InterruptReason | null
@@ -72,7 +79,7 @@ export class InFlightRuns<R extends Run> {
       overdue,
       (run) => {
         run.interruptedBy = "timeout"
-        run.fiber.unsafeInterruptAsFork(serverFiberId)
+        stop(run)
         return this.onTimeout(run)
       },
       { discard: true }
@@ -91,7 +98,7 @@ export class InFlightRuns<R extends Run> {
     for (const run of this.runs) {
       if (select(run)) {
         if (run.interruptedBy === null) run.interruptedBy = reason
-        run.fiber.unsafeInterruptAsFork(serverFiberId)
+        stop(run)
       }
     }
   }
@@ -100,10 +107,11 @@ export class InFlightRuns<R extends Run> {
   interruptAll(reason: InterruptReason, boundMs: number): Effect.Effect<void> {
     return Effect.suspend(() => {
       const fibers: Array<Fiber.RuntimeFiber<unknown, unknown>> = []
-      for (const run of this.runs) {
+      // A copy: cancelling a run without a fiber removes it from the set at once.
+      for (const run of Array.from(this.runs)) {
         if (run.interruptedBy === null) run.interruptedBy = reason
-        run.fiber.unsafeInterruptAsFork(serverFiberId)
-        fibers.push(run.fiber)
+        stop(run)
+        if (run.fiber !== undefined) fibers.push(run.fiber)
       }
       return Effect.forEach(fibers, Fiber.await, { discard: true }).pipe(
         Effect.timeout(boundMs),
@@ -111,6 +119,12 @@ export class InFlightRuns<R extends Run> {
       )
     })
   }
+}
+
+/** Interrupts a run's fiber, or cancels a run that has none. */
+const stop = (run: Run): void => {
+  if (run.fiber !== undefined) run.fiber.unsafeInterruptAsFork(serverFiberId)
+  else run.cancel?.()
 }
 
 /** Runs the sweeper for `runs` until the scope closes. */

@@ -32,6 +32,15 @@ export interface RouteAlarmsOptions {
   readonly maxRoutes?: number
 }
 
+/** The route alarms of one server, with a synchronous check for the event-loop callers of the direct path. */
+export interface ServerRouteAlarms extends RouteAlarms {
+  /**
+   * Whether a success of `route` may change anything now (the route, or "(other)", is alarmed): when not,
+   * a caller outside any fiber can skip `recordSuccess`.
+   */
+  readonly successMatters: (route: string) => boolean
+}
+
 /** Default cap on routes tracked by name, which also bounds the cardinality of the `route` tag. */
 export const defaultMaxRoutes = 256
 
@@ -51,7 +60,7 @@ interface StepOutcome {
  * evicts the idle route (not alarmed, no failure in the window) that failed longest ago; with none idle
  * it is folded into "(other)". Successes of routes without an entry count towards clearing "(other)".
  */
-export const makeRouteAlarms = (options: RouteAlarmsOptions): Effect.Effect<RouteAlarms> =>
+export const makeRouteAlarms = (options: RouteAlarmsOptions): Effect.Effect<ServerRouteAlarms> =>
   Effect.suspend(() => {
     const { serverName } = options
     const policy: RouteAlarmPolicy = { ...defaultRouteAlarmPolicy, ...options.policy }
@@ -71,7 +80,10 @@ const build = (
   policy: RouteAlarmPolicy,
   maxRoutes: number,
   states: Ref.Ref<RouteStates>
-): RouteAlarms => {
+): ServerRouteAlarms => {
+  // The states as of the last change, for `successMatters`: every `Ref.modify` below sets it with its result.
+  let latest: RouteStates = new Map()
+
   const raisedTotal = Metric.tagged(routeAlarmsRaisedTotal, "server", serverName)
   const active = Metric.tagged(routeAlarmActive, "server", serverName)
 
@@ -105,6 +117,7 @@ const build = (
           const { key, kept } = admit(routes, route, now)
           const next = step(policy, kept.get(key) ?? initialRouteAlarmState, Failure(kind, now, message))
           const updated = new Map(kept).set(key, next.state)
+          latest = updated
           return [{ route: key, state: next.state, transition: next.transition }, updated]
         }),
         (outcome) =>
@@ -155,7 +168,8 @@ const build = (
             const next = step(policy, state, Success(now))
             const outcome = { transition: next.transition, wasQuiet: isQuiet(policy, state, now) }
             if (next.state === state) return [outcome, current]
-            return [outcome, new Map(current).set(key, next.state)]
+            latest = new Map(current).set(key, next.state)
+            return [outcome, latest]
           }),
           ({ transition, wasQuiet }) => (transition === "cleared" ? onCleared(key, wasQuiet ? quiet : recovered) : Effect.void)
         ))
@@ -173,6 +187,7 @@ const build = (
         cleared.push(route)
       }
       const after = next ?? routes
+      latest = after
       return [{ routes: after, cleared }, after]
     })
 
@@ -201,5 +216,7 @@ const build = (
       }))
   )
 
-  return { serverName, recordFailure, recordSuccess, alarmed }
+  const successMatters = (route: string): boolean => alarmedEntryFor(latest, route) !== undefined
+
+  return { serverName, recordFailure, recordSuccess, alarmed, successMatters }
 }

@@ -7,9 +7,8 @@ import { Cause, Clock, Effect, Fiber, Option, Ref } from "effect"
 import type { Scope } from "effect"
 import type { BoundedServerConfig, Readiness, ServerMetricsSnapshot } from "../../services/server/BoundedServer.js"
 import { HandlerFailure } from "../../services/server/BoundedServer.js"
-import type { RouteAlarms } from "../../services/server/RouteAlarms.js"
 import { unlessUrgent } from "../../services/system/ShutdownUrgency.js"
-import { makeRouteAlarms } from "./RouteAlarms.js"
+import { makeRouteAlarms, type ServerRouteAlarms } from "./RouteAlarms.js"
 import { InFlightRuns, type Run, startSweeper, sweepTickMs } from "./InFlightRuns.js"
 import { PermitGate } from "./PermitGate.js"
 import { ServerMetrics } from "./ServerMetrics.js"
@@ -43,7 +42,7 @@ export class ServerCore {
 
   constructor(
     readonly config: BoundedServerConfig,
-    readonly alarms: RouteAlarms,
+    readonly alarms: ServerRouteAlarms,
     private readonly lastHandlerError: Ref.Ref<LastError>,
     private readonly lastAcceptError: Ref.Ref<LastError>,
     private readonly drainMs: Ref.Ref<number | null>

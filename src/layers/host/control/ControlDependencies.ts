@@ -11,6 +11,7 @@ import type { HostReloadShape } from "../../../services/host/HostReload.js"
 import type { SupervisorShape } from "../../../services/host/Supervisor.js"
 import type { BoundedServerShape } from "../../../services/server/BoundedServer.js"
 import type { ResourcePressureMonitor } from "../../system/ResourcePressure.js"
+import type { HookPermits } from "./HookPermits.js"
 import type { ControlCredentials } from "./RequestAuth.js"
 import type { StreamPermits } from "./StreamPermits.js"
 
@@ -49,7 +50,7 @@ export interface ControlDependencies {
   /** The status page's files. */
   readonly assetsDir: string
   /** Hook invocations at once (`host.control.max_hook_invocations`): hook traffic cannot take the operator's capacity. */
-  readonly hookPermits: Effect.Semaphore
+  readonly hookPermits: HookPermits
   readonly streamPermits: StreamPermits
   /** Seconds a client refused for want of a permit is told to wait. */
   readonly retryAfterSeconds: number

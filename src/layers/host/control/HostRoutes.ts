@@ -62,7 +62,7 @@ export const hookRoutes = (deps: ControlDependencies) =>
           if (envelope.right.hook !== path.hook) {
             return yield* Effect.fail(new BadRequest({ error: "bad_envelope", message: `envelope.hook is ${envelope.right.hook} but the route's hook is ${path.hook}` }))
           }
-          const result = yield* deps.hookPermits.withPermitsIfAvailable(1)(deps.hooks.invoke(path.hook, envelope.right)).pipe(
+          const result = yield* deps.hookPermits.withPermitIfAvailable(deps.hooks.invoke(path.hook, envelope.right)).pipe(
             Effect.mapError((error) => new NotFound({ message: error.message }))
           )
           return yield* Option.match(result, {

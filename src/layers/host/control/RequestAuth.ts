@@ -70,7 +70,8 @@ export const pageKeyOf = (method: string, url: string, headers: AuthHeaders): st
   return new URLSearchParams(url.slice(query + 1)).get("page_key") ?? undefined
 }
 
-const carriesToken = (credentials: ControlCredentials, headers: AuthHeaders): boolean => {
+/** Whether the request carries the token as a Bearer credential (compared in constant time); plain code, no Effect. */
+export const carriesToken = (credentials: ControlCredentials, headers: AuthHeaders): boolean => {
   const given = bearerCredentials(single(headers["authorization"]))
   return given !== undefined && isToken(given, credentials.token)
 }
@@ -78,6 +79,12 @@ const carriesToken = (credentials: ControlCredentials, headers: AuthHeaders): bo
 /** Succeeds when the request carries the token as a Bearer credential. */
 export const checkBearer = (credentials: ControlCredentials, headers: AuthHeaders): Effect.Effect<void, Unauthorized> =>
   carriesToken(credentials, headers) ? Effect.void : Effect.fail(unauthorized)
+
+/** Whether the request carries a session cookie at all (else `checkSession` can only refuse it). */
+export const carriesSessionCookie = (headers: AuthHeaders): boolean => {
+  const id = cookieValue(single(headers["cookie"]), sessionCookieName)
+  return id !== undefined && id.length > 0
+}
 
 /** Succeeds when the request carries a live session cookie and that session's page key. */
 export const checkSession = (
