@@ -166,15 +166,17 @@ class BoundedServerCase(unittest.TestCase):
         self.assertEqual(server.counters()["rejected_over_capacity"], 0)
 
     def test_over_the_idle_bound_the_oldest_idle_connection_is_closed(self) -> None:
-        server = self.start(max_connections=4, max_idle_connections=2)
+        # An idle timeout far past the waits below: on a loaded machine the default 5 s could close the
+        # idle connections this test counts before it counts them.
+        server = self.start(max_connections=4, max_idle_connections=2, idle_timeout=120)
         oldest = self.keep_alive(server)
         self.assertEqual(oldest.request("GET", "/fast")[0], 200)
         middle = self.keep_alive(server)
         self.assertEqual(middle.request("GET", "/fast")[0], 200)
-        self.assertTrue(support.wait_until(lambda: server.idle == 2))
+        self.assertTrue(support.wait_until(lambda: server.idle == 2), server.counters())
         newest = self.keep_alive(server)  # a third idle connection (a fresh one is idle until it sends)
         self.assertTrue(oldest.closed_by_server())
-        self.assertTrue(support.wait_until(lambda: server.idle == 2))
+        self.assertTrue(support.wait_until(lambda: server.idle == 2), server.counters())
         for client in (middle, newest):
             sock = client.sock
             self.assertEqual(client.request("GET", "/fast")[0], 200)
