@@ -141,7 +141,7 @@ export const makeHandlerListener = <E, R>(
       connection: req.socket
     }
     runs.add(run)
-    fiber.addObserver((exit) => finish(run, res, startedAt, exit as Exit.Exit<BoundedResponse>))
+    fiber.addObserver((exit) => finish(run, res, startedAt, exit))
   }
 }
 
