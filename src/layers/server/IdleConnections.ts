@@ -1,7 +1,7 @@
 /**
- * Which admitted HTTP connections are idle (no request in progress), longest idle first. When every
- * connection permit is held, the gate closes the connection idle longest to admit a new one, so idle
- * keep-alive sockets, or sockets that never send a request, cannot lock other clients out. Only
+ * Which admitted connections are idle (no HTTP request, or no broker frame, in progress), longest idle
+ * first. When every connection permit is held, the gate closes the connection idle longest to admit a
+ * new one, so idle keep-alive sockets, or sockets that never send a request, cannot lock other clients out. Only
  * event-loop callbacks touch it.
  */
 export class IdleConnections<S> {
